@@ -1,0 +1,29 @@
+# mmfuse: `make demo` and `make test` set everything up from nothing (venv, install, data).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+MMFUSE := $(VENV)/bin/mmfuse
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test bench clean-venv
+
+# (re)install when the venv is missing or pyproject.toml changed
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "Installing mmfuse and its dependencies into $(VENV) (first time: a few minutes)..."
+	@set -o pipefail; $(PY) -m pip install -q -e ".[dev]" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(MMFUSE) train experiment=fusion_comparison
+	$(MMFUSE) compare
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,5 @@
+import sys
+
+from mmfuse.cli import main
+
+sys.exit(main())

@@ -1,0 +1,65 @@
+"""`mmfuse <command>`: train (Hydra; -m sweeps) and compare.
+
+Heavy imports (torch, Lightning) happen only once a command really runs, so
+`mmfuse train --help` and `--cfg job` stay fast.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+USAGE = """usage: mmfuse <command> [args]
+
+commands:
+  train     train and test one model from the Hydra config in conf/ (add -m to sweep)
+  compare   summarise runs or sweeps: mean ± std over seeds per strategy
+
+`mmfuse <command> --help` for a command's options.
+"""
+
+
+def config_dir() -> Path:
+    explicit = os.environ.get("MMFUSE_CONFIG_DIR")
+    path = Path(explicit) if explicit else Path(__file__).resolve().parents[2] / "conf"
+    if not (path / "train.yaml").is_file():
+        sys.exit(f"mmfuse: no train.yaml in config folder {path}; set MMFUSE_CONFIG_DIR to the project's conf/ folder")
+    return path
+
+
+def run_train(argv: list[str]) -> None:
+    import hydra
+
+    from mmfuse.tracking.naming import register_resolvers
+
+    register_resolvers()
+
+    @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
+    def _train(cfg) -> None:
+        from mmfuse.train import train
+
+        train(cfg)
+
+    sys.argv = ["mmfuse train", *argv]
+    _train()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command == "train":
+        run_train(rest)
+        return 0
+    if command == "compare":
+        from mmfuse.reporting.compare import main as compare_main
+
+        return compare_main(rest)
+    print(f"mmfuse: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

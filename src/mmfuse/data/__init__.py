@@ -1,0 +1,1 @@
+"""LightningDataModules and the batch contract (see base.py)."""

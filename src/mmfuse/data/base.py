@@ -1,0 +1,92 @@
+"""Shared machinery of mmfuse's LightningDataModules.
+
+The batch contract: `dict[str, Tensor]` with one key per modality, `label`,
+`present` (B, M) bool (True where a modality is observed, columns in the
+order of `modalities`), and `<modality>_mask` (B, T) for padded sequences.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+
+from mmfuse.data.batches import TensorDictDataset, batch_loader
+from mmfuse.data.spec import TASKS, ModalitySpec
+
+
+class MultimodalDataModule(pl.LightningDataModule):
+    """Base class: subclasses fill `self.splits` with TensorDictDatasets in `_build()`."""
+
+    def __init__(self, batch_size: int = 128, eval_batch_size: int | None = None, pin_memory: bool | None = None, seed: int = 0):
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"data.batch_size must be a positive integer, got {batch_size}")
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
+        self.seed = seed
+        self.splits: dict[str, TensorDictDataset] = {}
+        self._fingerprint: str | None = None
+
+    # --- what subclasses provide -------------------------------------------------
+    name: str = "multimodal"
+    task: str = "multiclass"
+    num_classes: int = 0
+    class_names: list[str] | None = None
+
+    @property
+    def modalities(self) -> dict[str, ModalitySpec]:
+        raise NotImplementedError
+
+    def _build(self) -> dict[str, TensorDictDataset]:
+        raise NotImplementedError
+
+    def fingerprint_params(self) -> dict[str, Any]:
+        """Parameters that, with the tensors, identify the data exactly."""
+        return {}
+
+    # --- Lightning hooks ---------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if not self.splits:
+            self.splits = self._build()
+            for split, ds in self.splits.items():
+                if len(ds) == 0:
+                    raise ValueError(f"data split '{split}' of data set '{self.name}' is empty; check the split sizes")
+            if self.task not in TASKS:
+                raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+
+    def train_dataloader(self):
+        return batch_loader(self.splits["train"], self.batch_size, shuffle=True, seed=self.seed, pin_memory=self.pin_memory)
+
+    def val_dataloader(self):
+        return batch_loader(self.splits["val"], self.eval_batch_size, shuffle=False, pin_memory=self.pin_memory)
+
+    def test_dataloader(self):
+        return batch_loader(self.splits["test"], self.eval_batch_size, shuffle=False, pin_memory=self.pin_memory)
+
+    # --- records -----------------------------------------------------------------
+    def fingerprint(self) -> str:
+        """sha256 over the data's parameters and every tensor of every split."""
+        if self._fingerprint is None:
+            self.setup()
+            h = hashlib.sha256(json.dumps(self.fingerprint_params(), sort_keys=True, default=str).encode())
+            for split in sorted(self.splits):
+                for key in sorted(self.splits[split].tensors):
+                    t = self.splits[split].tensors[key].contiguous()
+                    h.update(f"{split}/{key}/{t.dtype}/{tuple(t.shape)}".encode())
+                    h.update(t.numpy().tobytes())
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
+
+    def describe(self) -> dict[str, Any]:
+        self.setup()
+        return {
+            "name": self.name,
+            "task": self.task,
+            "num_classes": self.num_classes,
+            "modalities": {k: v.to_dict() for k, v in self.modalities.items()},
+            "sizes": {k: len(v) for k, v in self.splits.items()},
+        }

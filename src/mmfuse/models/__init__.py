@@ -1,0 +1,1 @@
+"""LightningModules: FusionModule (encoders -> fusion -> head) and UnimodalModule."""

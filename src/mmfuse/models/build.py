@@ -1,0 +1,78 @@
+"""From config + DataModule to a LightningModule, with every mismatch caught before training."""
+from __future__ import annotations
+
+from typing import Any
+
+from hydra.utils import get_class
+from omegaconf import DictConfig, OmegaConf
+
+from mmfuse.models.fusion_module import FusionModule, UnimodalModule
+
+
+def _plain(node) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+def model_modalities(cfg: DictConfig, datamodule) -> list[str]:
+    """The data set's modalities the model uses, checked against the data set and the fusion."""
+    available = list(datamodule.modalities)
+    fusion = cfg.fusion
+    if fusion.get("name") == "unimodal":
+        if fusion.get("modality") not in available:
+            raise ValueError(
+                f"fusion=unimodal: fusion.modality={fusion.get('modality')!r} is not a modality of data set "
+                f"'{datamodule.name}' (it has {available})"
+            )
+        return [fusion.modality]
+    wanted = list(cfg.model.get("modalities") or available)
+    missing = [m for m in wanted if m not in available]
+    if missing:
+        raise ValueError(f"model.modalities asks for {missing}, which data set '{datamodule.name}' lacks (it has {available})")
+    try:
+        fusion_cls = get_class(fusion._target_)
+    except Exception as e:
+        raise ValueError(f"fusion={fusion.get('name')}: cannot import its _target_ {fusion.get('_target_')!r} ({e})") from None
+    if len(wanted) < fusion_cls.min_modalities:
+        raise ValueError(
+            f"fusion={fusion.get('name')} needs at least {fusion_cls.min_modalities} modalities, "
+            f"but the model gets {wanted} from data set '{datamodule.name}'"
+        )
+    if not fusion_cls.uses_raw_inputs:
+        no_encoder = [m for m in wanted if m not in (cfg.get("encoder") or {})]
+        if no_encoder:
+            raise ValueError(f"no encoder configured for modality {no_encoder} of data set '{datamodule.name}'; add encoder/<modality>=<choice>")
+    return wanted
+
+
+def check_encoder_overrides(overrides: list[str], datamodule) -> None:
+    """An encoder chosen on the command line for a modality the data set lacks is a mistake worth naming."""
+    for o in overrides:
+        key = o.split("=", 1)[0].lstrip("+~")
+        if key.startswith("encoder/") or key.startswith("encoder."):
+            modality = key.replace("/", ".").split(".")[1]
+            if modality not in datamodule.modalities:
+                raise ValueError(
+                    f"override {o!r} sets an encoder for modality '{modality}', which data set '{datamodule.name}' "
+                    f"lacks (it has {list(datamodule.modalities)})"
+                )
+
+
+def build_model(cfg: DictConfig, datamodule) -> FusionModule:
+    used = model_modalities(cfg, datamodule)
+    specs = {m: datamodule.modalities[m].to_dict() for m in used}
+    fusion = _plain(cfg.fusion)
+    module_cls = UnimodalModule if fusion.get("name") == "unimodal" else FusionModule
+    return module_cls(
+        modalities=specs,
+        data_modalities=list(datamodule.modalities),
+        num_classes=datamodule.num_classes,
+        task=datamodule.task,
+        encoders={m: _plain(cfg.encoder[m]) for m in used if m in (cfg.get("encoder") or {})},
+        fusion=fusion,
+        head=_plain(cfg.model.get("head")),
+        optimizer=_plain(cfg.model.get("optimizer")),
+        scheduler=_plain(cfg.model.get("scheduler")),
+        loss=_plain(cfg.model.get("loss")),
+        modality_dropout=float(cfg.model.get("modality_dropout") or 0.0),
+        class_names=getattr(datamodule, "class_names", None),
+    )

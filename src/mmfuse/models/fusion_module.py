@@ -1,0 +1,191 @@
+"""LightningModules: encoders ModuleDict -> fusion -> head, and the unimodal baseline."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import get_class, instantiate
+from torch import nn
+from torchmetrics import MaxMetric, MinMetric
+
+from mmfuse.data.spec import ModalitySpec
+from mmfuse.encoders.stems import InputStem
+from mmfuse.models.heads import MLPHead
+from mmfuse.models.metrics import MONITOR, build_metrics, loss_fn, predictions
+from mmfuse.models.schedules import warmup_cosine
+
+FUSION_META_KEYS = ("name", "_target_")
+
+
+def drop_modalities(present: torch.Tensor, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Drop each observed modality with probability p, never all of a sample's modalities."""
+    drop = torch.rand(present.shape, device=present.device, generator=generator) < p
+    kept = present & ~drop
+    empty = ~kept.any(1) & present.any(1)
+    if empty.any():
+        # keep one observed modality, chosen at random, for samples that lost all
+        choice = (torch.rand(present.shape, device=present.device, generator=generator) * present).argmax(1)
+        kept[empty, choice[empty]] = True
+    return kept
+
+
+class FusionModule(pl.LightningModule):
+    """A fused multimodal classifier/regressor.
+
+    Arguments are plain data (dicts from the Hydra config and the
+    DataModule's modality specs) so that checkpoints rebuild the model with
+    `FusionModule.load_from_checkpoint` alone.
+    """
+
+    def __init__(
+        self,
+        modalities: dict[str, dict],
+        data_modalities: list[str],
+        num_classes: int,
+        task: str,
+        encoders: dict[str, dict],
+        fusion: dict,
+        head: dict | None = None,
+        optimizer: dict | None = None,
+        scheduler: dict | None = None,
+        loss: dict | None = None,
+        modality_dropout: float = 0.0,
+        class_names: list[str] | None = None,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        if not 0.0 <= modality_dropout < 1.0:
+            raise ValueError(f"model.modality_dropout must be in [0, 1), got {modality_dropout}")
+        self.task = task
+        self.specs = {m: ModalitySpec(**{**d, "shape": tuple(d["shape"])}) for m, d in modalities.items()}
+        self.modality_names = list(self.specs)
+        self.register_buffer("present_index", torch.tensor([data_modalities.index(m) for m in self.modality_names]), persistent=False)
+        out_dim = 1 if task == "regression" else num_classes
+
+        fusion_cls = get_class(fusion["_target_"])
+        if fusion_cls.uses_raw_inputs:
+            self.encoders = nn.ModuleDict({m: InputStem(s) for m, s in self.specs.items()})
+        else:
+            self.encoders = nn.ModuleDict({m: instantiate(encoders[m], spec=s) for m, s in self.specs.items()})
+        kwargs = {k: v for k, v in fusion.items() if k not in FUSION_META_KEYS}
+        if fusion_cls.produces_logits:
+            kwargs["num_classes"] = out_dim
+        self.fusion = fusion_cls(in_dims={m: e.out_dim for m, e in self.encoders.items()}, **kwargs)
+        self.head = nn.Identity() if fusion_cls.produces_logits else MLPHead(self.fusion.out_dim, out_dim, **(head or {}))
+
+        self.monitor_name, mode = MONITOR[task]
+        self.train_metrics = build_metrics(task, num_classes, full=False).clone(prefix="train/")
+        self.val_metrics = build_metrics(task, num_classes).clone(prefix="val/")
+        self.test_metrics = build_metrics(task, num_classes).clone(prefix="test/")
+        self.val_best = MaxMetric() if mode == "max" else MinMetric()
+
+    # --- model ---------------------------------------------------------------------
+    def present_mask(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        present = batch.get("present")
+        if present is None:
+            return torch.ones(len(batch["label"]), len(self.modality_names), dtype=torch.bool, device=self.device)
+        return present.bool().index_select(1, self.present_index)
+
+    def forward(self, batch: dict[str, torch.Tensor], present: torch.Tensor | None = None) -> torch.Tensor:
+        present = self.present_mask(batch) if present is None else present
+        feats, tokens = {}, None
+        if self.fusion.wants_tokens:
+            tokens = {}
+            for m, enc in self.encoders.items():
+                tok, tok_mask = enc.tokens(batch[m], batch.get(f"{m}_mask"))
+                tokens[m] = (tok, tok_mask)
+                w = tok_mask.unsqueeze(-1).to(tok.dtype)
+                feats[m] = (tok * w).sum(1) / w.sum(1).clamp_min(1.0)
+        else:
+            for m, enc in self.encoders.items():
+                feats[m] = enc(batch[m], batch.get(f"{m}_mask"))
+        return self.head(self.fusion(feats, present, tokens=tokens))
+
+    # --- steps ---------------------------------------------------------------------
+    def _shared_step(self, batch, present=None):
+        scores = self(batch, present)
+        loss = loss_fn(self.task, scores, batch["label"], **(self.hparams.loss or {}))
+        return loss, predictions(self.task, scores.detach())
+
+    def training_step(self, batch, batch_idx):
+        present = self.present_mask(batch)
+        if self.hparams.modality_dropout > 0:
+            present = drop_modalities(present, self.hparams.modality_dropout)
+        loss, preds = self._shared_step(batch, present)
+        self.train_metrics.update(preds, batch["label"])
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["label"]))
+        return loss
+
+    def on_train_epoch_end(self):
+        self.log_dict(self.train_metrics.compute())
+        self.train_metrics.reset()
+
+    def on_train_start(self):
+        # the sanity check must not seed the best-so-far tracker
+        self.val_metrics.reset()
+        self.val_best.reset()
+
+    def validation_step(self, batch, batch_idx):
+        loss, preds = self._shared_step(batch)
+        self.val_metrics.update(preds, batch["label"])
+        self.log("val/loss", loss, on_epoch=True, prog_bar=True, batch_size=len(batch["label"]))
+
+    def on_validation_epoch_end(self):
+        values = self.val_metrics.compute()
+        self.val_metrics.reset()
+        self.log_dict(values, prog_bar=False)
+        self.val_best.update(values[f"val/{self.monitor_name}"])
+        self.log(f"val/{self.monitor_name}_best", self.val_best.compute(), prog_bar=True)
+
+    def test_step(self, batch, batch_idx):
+        loss, preds = self._shared_step(batch)
+        self.test_metrics.update(preds, batch["label"])
+        self.log("test/loss", loss, on_epoch=True, batch_size=len(batch["label"]))
+
+    def on_test_epoch_end(self):
+        self.log_dict(self.test_metrics.compute())
+        self.test_metrics.reset()
+
+    def predict_step(self, batch, batch_idx):
+        return predictions(self.task, self(batch))
+
+    # --- optimisation -----------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        opt_cfg = dict(self.hparams.optimizer or {"_target_": "torch.optim.AdamW", "lr": 1e-3})
+        opt_cfg["_partial_"] = True
+        optimizer = instantiate(opt_cfg)(params=self.parameters())
+        sched = dict(self.hparams.scheduler or {})
+        name = sched.pop("name", "none")
+        if name in (None, "none"):
+            return optimizer
+        if name != "warmup_cosine":
+            raise ValueError(f"model.scheduler.name={name!r}; expected warmup_cosine or none")
+        scheduler = warmup_cosine(optimizer, self.trainer.estimated_stepping_batches, **sched)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # --- records -----------------------------------------------------------------------
+    def parameter_counts(self) -> dict[str, int]:
+        def count(module: nn.Module, trainable: bool = False) -> int:
+            return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable)
+
+        counts = {"total": count(self), "trainable": count(self, trainable=True)}
+        for m, enc in self.encoders.items():
+            counts[f"encoder/{m}"] = count(enc)
+        counts["fusion"] = count(self.fusion)
+        counts["head"] = count(self.head)
+        return counts
+
+
+class UnimodalModule(FusionModule):
+    """The unimodal baseline: one encoder and a head; `fusion.modality` picks the modality.
+
+    Takes the same arguments as FusionModule; only the chosen modality's
+    encoder is built, and a missing modality leaves the head's bias alone.
+    """
+
+    def __init__(self, modalities: dict[str, dict], fusion: dict, **kwargs):
+        modality = fusion.get("modality")
+        if modality not in modalities:
+            raise ValueError(f"fusion=unimodal: fusion.modality={modality!r} is not a modality of the data set {list(modalities)}")
+        super().__init__(modalities={modality: modalities[modality]}, fusion=fusion, **kwargs)

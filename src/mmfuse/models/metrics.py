@@ -1,0 +1,69 @@
+"""torchmetrics collections and losses per task type."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, PearsonCorrCoef
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassAUROC,
+    MulticlassF1Score,
+    MulticlassPrecision,
+    MulticlassRecall,
+    MultilabelAccuracy,
+    MultilabelAUROC,
+    MultilabelF1Score,
+    MultilabelPrecision,
+    MultilabelRecall,
+)
+
+# the metric each task's "best" checkpoint and summary follow, and its direction
+MONITOR = {"multiclass": ("acc", "max"), "multilabel": ("f1", "max"), "regression": ("mae", "min")}
+
+
+def build_metrics(task: str, num_classes: int, full: bool = True) -> MetricCollection:
+    """Accuracy, macro-F1, precision, recall, AUROC (or MAE/MSE/corr for regression).
+
+    `full=False` keeps only the cheap ones, for per-step training metrics.
+    """
+    if task == "multiclass":
+        metrics = {"acc": MulticlassAccuracy(num_classes, average="micro"), "f1": MulticlassF1Score(num_classes, average="macro")}
+        if full:
+            metrics |= {
+                "precision": MulticlassPrecision(num_classes, average="macro"),
+                "recall": MulticlassRecall(num_classes, average="macro"),
+                "auroc": MulticlassAUROC(num_classes, average="macro"),
+            }
+    elif task == "multilabel":
+        metrics = {"acc": MultilabelAccuracy(num_classes), "f1": MultilabelF1Score(num_classes, average="micro")}
+        if full:
+            metrics |= {
+                "f1_macro": MultilabelF1Score(num_classes, average="macro"),
+                "precision": MultilabelPrecision(num_classes, average="macro"),
+                "recall": MultilabelRecall(num_classes, average="macro"),
+                "auroc": MultilabelAUROC(num_classes, average="macro"),
+            }
+    elif task == "regression":
+        metrics = {"mae": MeanAbsoluteError(), "mse": MeanSquaredError()}
+        if full:
+            metrics |= {"corr": PearsonCorrCoef()}
+    else:
+        raise ValueError(f"unknown task {task!r}")
+    return MetricCollection(metrics)
+
+
+def predictions(task: str, scores: torch.Tensor) -> torch.Tensor:
+    """What metrics are fed: class probabilities, label probabilities or values."""
+    if task == "multiclass":
+        return scores.softmax(-1)
+    if task == "multilabel":
+        return scores.sigmoid()
+    return scores.squeeze(-1)
+
+
+def loss_fn(task: str, scores: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    if task == "multiclass":
+        return F.cross_entropy(scores, target, label_smoothing=label_smoothing)
+    if task == "multilabel":
+        return F.binary_cross_entropy_with_logits(scores, target.float())
+    return F.mse_loss(scores.squeeze(-1), target.float())

@@ -1,0 +1,1 @@
+"""Reporting: read run records from disk, never training code."""

@@ -1,0 +1,1 @@
+"""Run folders, run records (run.json), and W&B set-up."""

@@ -1,0 +1,35 @@
+"""A Lightning callback that keeps run.json current: per-epoch validation metrics."""
+from __future__ import annotations
+
+import pytorch_lightning as pl
+
+from mmfuse.tracking.record import RunRecord
+
+
+def scalars(metrics: dict) -> dict[str, float]:
+    out = {}
+    for k, v in metrics.items():
+        try:
+            out[k] = float(v)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+class RecordHistory(pl.Callback):
+    """Appends {epoch, step, val/..., train/...} to the record's history after each epoch.
+
+    `on_train_epoch_end` runs after the epoch's validation and after the
+    module has logged its epoch metrics, so the row holds this epoch's values.
+    """
+
+    def __init__(self, record: RunRecord):
+        self.record = record
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        row = {"epoch": trainer.current_epoch, "step": trainer.global_step}
+        row |= {k: v for k, v in scalars(trainer.callback_metrics).items() if k.startswith(("val/", "train/")) and not k.endswith("_step")}
+        self.record.data.setdefault("history", []).append(row)
+        self.record.save()

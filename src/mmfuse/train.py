@@ -1,0 +1,181 @@
+"""The train task: config -> datamodule, model, callbacks, loggers, trainer -> fit, test -> run record."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from mmfuse.models.build import build_model, check_encoder_overrides
+from mmfuse.models.metrics import MONITOR
+from mmfuse.tracking import wandb_setup
+from mmfuse.tracking.history import RecordHistory, scalars
+from mmfuse.tracking.record import RunRecord, git_state, package_versions
+
+log = logging.getLogger(__name__)
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def hydra_info() -> dict[str, Any]:
+    """Choices, overrides and sweep folder of this job (empty when Hydra is not running it)."""
+    if not HydraConfig.initialized():
+        return {"choices": {}, "overrides": [], "sweep_dir": None}
+    hc = HydraConfig.get()
+    multirun = hc.mode == RunMode.MULTIRUN
+    return {
+        "choices": {k: v for k, v in OmegaConf.to_container(hc.runtime.choices).items() if not k.startswith("hydra/")},
+        "overrides": list(hc.overrides.task),
+        "sweep_dir": str(Path(hc.sweep.dir).resolve()) if multirun else None,
+        "job_num": hc.job.num if multirun else None,
+    }
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Values that would only fail (or silently misbehave) deep inside training."""
+    if cfg.seed is not None and not isinstance(cfg.seed, int):
+        raise ValueError(f"seed must be an integer or null, got {cfg.seed!r}")
+    max_epochs = cfg.trainer.get("max_epochs")
+    if max_epochs is not None and max_epochs != -1 and max_epochs < 1:
+        raise ValueError(f"trainer.max_epochs must be >= 1 (or -1 for no limit), got {max_epochs}")
+    lr = (cfg.model.get("optimizer") or {}).get("lr")
+    if lr is not None and not lr > 0:
+        raise ValueError(f"model.optimizer.lr must be > 0, got {lr}")
+    if cfg.get("threads") is not None and cfg.threads < 1:
+        raise ValueError(f"threads must be >= 1 or null, got {cfg.threads}")
+
+
+def instantiate_callbacks(cfg: DictConfig, task: str, has_logger: bool) -> list[pl.Callback]:
+    monitor, mode = MONITOR[task]
+    callbacks = []
+    for key, cb_cfg in (cfg.get("callbacks") or {}).items():
+        if cb_cfg is None or "_target_" not in cb_cfg:
+            continue
+        cb_cfg = OmegaConf.to_container(cb_cfg, resolve=True)
+        if cb_cfg.get("monitor") == "auto":
+            cb_cfg["monitor"] = f"val/{monitor}"
+        if cb_cfg.get("mode") == "auto":
+            cb_cfg["mode"] = mode
+        if key == "lr_monitor" and not has_logger:
+            continue  # Lightning refuses a LearningRateMonitor without a logger
+        log.info("Instantiating callback <%s>", cb_cfg["_target_"])
+        callbacks.append(instantiate(cb_cfg))
+    return callbacks
+
+
+def instantiate_loggers(cfg: DictConfig, info: dict[str, Any], datamodule) -> list:
+    loggers = []
+    for key, lg_cfg in (cfg.get("logger") or {}).items():
+        if lg_cfg is None or "_target_" not in lg_cfg:
+            continue
+        lg_cfg = OmegaConf.to_container(lg_cfg, resolve=True)
+        if "WandbLogger" in lg_cfg["_target_"]:
+            resolved = OmegaConf.to_container(cfg, resolve=True)
+            fusion = cfg.fusion.get("name")
+            if lg_cfg.get("group") is None:
+                sweep = info.get("sweep_dir")
+                lg_cfg["group"] = f"{cfg.experiment_name}-{Path(sweep).name}" if sweep else cfg.experiment_name
+            lg_cfg["tags"] = list(dict.fromkeys([fusion, datamodule.name, "unimodal" if fusion == "unimodal" else "fusion", *cfg.tags]))
+            lg_cfg["config"] = {**wandb_setup.top_level_choices(info["choices"], resolved), "cfg": resolved}
+        log.info("Instantiating logger <%s>", lg_cfg["_target_"])
+        # built directly: the W&B config holds `_target_` keys that instantiate() would try to build
+        loggers.append(get_class(lg_cfg.pop("_target_"))(**lg_cfg))
+    return loggers
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train and test one model as `cfg` says; returns the run record."""
+    info = hydra_info()
+    run_dir = Path(cfg.paths.run_dir).resolve()
+    record = RunRecord(run_dir)
+    record.acquire()
+    started = time.time()
+    record.start(
+        run_name=cfg.run_name,
+        config=OmegaConf.to_container(cfg, resolve=True),
+        choices=info["choices"],
+        overrides=info["overrides"],
+        sweep_dir=info["sweep_dir"],
+        metrics={},
+        history=[],
+        timing={"started": dt.datetime.now().isoformat(timespec="seconds")},
+        git=git_state(PROJECT_ROOT),
+        versions=package_versions(),
+    )
+    status, metrics, timing = "failed", {}, {}
+    try:
+        validate_config(cfg)
+        if cfg.get("threads"):
+            torch.set_num_threads(int(cfg.threads))
+        if cfg.seed is not None:
+            pl.seed_everything(cfg.seed, workers=True)
+
+        log.info("Instantiating datamodule <%s>", cfg.data._target_)
+        datamodule = instantiate(cfg.data)
+        datamodule.setup("fit")
+        check_encoder_overrides(info["overrides"], datamodule)
+
+        log.info("Instantiating model <%s> with fusion <%s>", cfg.fusion.name, cfg.fusion._target_)
+        model = build_model(cfg, datamodule)
+        loggers = instantiate_loggers(cfg, info, datamodule)
+        callbacks = instantiate_callbacks(cfg, datamodule.task, bool(loggers)) + [RecordHistory(record)]
+        record.update(
+            data=datamodule.describe(),
+            data_fingerprint=datamodule.fingerprint(),
+            params=model.parameter_counts(),
+            environment={"threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()},
+        )
+        for lg in list(loggers):
+            if type(lg).__name__ == "WandbLogger":
+                wandb_info = wandb_setup.start_experiment(lg, record)
+                record.update(wandb=wandb_info)
+                if wandb_info["status"] != "ok":
+                    loggers.remove(lg)
+
+        log.info("Instantiating trainer <%s>", cfg.trainer._target_)
+        trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+        record.update(environment={**record.data["environment"], "accelerator": type(trainer.accelerator).__name__,
+                                   "device": str(trainer.strategy.root_device), "precision": str(trainer.precision)})
+
+        log.info("Starting training")
+        t0 = time.time()
+        trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        timing["fit_seconds"] = round(time.time() - t0, 3)
+        metrics.update(scalars(trainer.callback_metrics))
+        ckpt = trainer.checkpoint_callback
+        if ckpt is not None and getattr(ckpt, "best_model_path", ""):
+            record.update(best={"monitor": ckpt.monitor, "score": float(ckpt.best_model_score),
+                                "checkpoint": str(Path(ckpt.best_model_path).resolve())})
+        if cfg.get("test"):
+            log.info("Starting testing")
+            t0 = time.time()
+            best = "best" if ckpt is not None and getattr(ckpt, "best_model_path", "") else None
+            trainer.test(model=model, datamodule=datamodule, ckpt_path=best)
+            timing["test_seconds"] = round(time.time() - t0, 3)
+            metrics.update({k: v for k, v in scalars(trainer.callback_metrics).items() if k.startswith("test/")})
+        status = "completed"
+        return record.data
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    except Exception as e:
+        tb_file = run_dir / "error.txt"
+        tb_file.write_text(traceback.format_exc())
+        record.data["error"] = {"type": type(e).__name__, "message": str(e).splitlines()[0] if str(e) else "",
+                                "traceback_file": str(tb_file)}
+        raise
+    finally:
+        timing = {**record.data.get("timing", {}), **timing, "ended": dt.datetime.now().isoformat(timespec="seconds"),
+                  "wall_seconds": round(time.time() - started, 3)}
+        record.update(status=status, metrics=metrics, timing=timing)
+        wandb_setup.finish(exit_code=0 if status == "completed" else 1)
+        record.release()
+        log.info("Run %s: %s (%s)", status, run_dir, ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()) if k.startswith("test/")))
