@@ -27,21 +27,40 @@ def config_dir() -> Path:
     return path
 
 
-def run_train(argv: list[str]) -> None:
+def run_train(argv: list[str]) -> int:
+    """Run Hydra's main; a failed job is reported in one line and recorded, and a sweep goes on."""
     import hydra
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
-    from mmfuse.tracking.naming import register_resolvers
+    from mmfuse.errors import report
+    from mmfuse.tracking import naming
 
-    register_resolvers()
+    naming.register_resolvers()
+    failures: list[str] = []
+    multirun = False
 
     @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
     def _train(cfg) -> None:
+        nonlocal multirun
         from mmfuse.train import train
 
-        train(cfg)
+        try:
+            train(cfg)
+        except Exception as e:  # recorded in run.json by train(); here it only needs saying
+            where = HydraConfig.get().runtime.output_dir
+            report(f"mmfuse train [{where}]", e)
+            failures.append(where)
+            if HydraConfig.get().mode != RunMode.MULTIRUN:
+                raise SystemExit(1) from None
+            multirun = True
 
     sys.argv = ["mmfuse train", *argv]
     _train()
+    if failures:
+        print(f"mmfuse train: {len(failures)} job(s) failed: {', '.join(failures)}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,9 +69,11 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0
     command, rest = argv[0], argv[1:]
+    if "--verbose" in rest:
+        rest.remove("--verbose")
+        os.environ["MMFUSE_VERBOSE"] = "1"
     if command == "train":
-        run_train(rest)
-        return 0
+        return run_train(rest)
     if command == "compare":
         from mmfuse.reporting.compare import main as compare_main
 

@@ -54,7 +54,8 @@ class FusionModule(pl.LightningModule):
         class_names: list[str] | None = None,
     ):
         super().__init__()
-        self.save_hyperparameters()
+        # logger=False: the run config is logged once, by train.py, with the choices at the top level
+        self.save_hyperparameters(logger=False)
         if not 0.0 <= modality_dropout < 1.0:
             raise ValueError(f"model.modality_dropout must be in [0, 1), got {modality_dropout}")
         self.task = task

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from mmfuse.errors import fail
+
 _STAMPS: dict[tuple, str] = {}
 
 
@@ -23,16 +25,27 @@ def _writable_root(output_dir: str) -> Path:
     root = Path(output_dir)
     if not root.exists():
         if not root.parent.exists():
-            raise ValueError(f"paths.output_dir={output_dir}: its parent folder does not exist; create it or choose another paths.output_dir")
+            fail(f"paths.output_dir={output_dir}: its parent folder does not exist; create it or choose another paths.output_dir")
         try:
             root.mkdir(exist_ok=True)
         except OSError as e:
-            raise ValueError(f"paths.output_dir={output_dir}: cannot create it ({e.strerror}); choose a writable paths.output_dir") from None
+            fail(f"paths.output_dir={output_dir}: cannot create it ({e.strerror}); choose a writable paths.output_dir")
     if not root.is_dir():
-        raise ValueError(f"paths.output_dir={output_dir} is not a folder")
-    if not os.access(root, os.W_OK | os.X_OK):
-        raise ValueError(f"paths.output_dir={output_dir} is not writable; choose a writable paths.output_dir")
+        fail(f"paths.output_dir={output_dir} is not a folder")
+    if not os.access(root, os.W_OK | os.X_OK) or not _can_create_in(root):
+        fail(f"paths.output_dir={output_dir} is not writable; choose a writable paths.output_dir")
     return root
+
+
+def _can_create_in(folder: Path) -> bool:
+    """os.access says yes to root even on a read-only file system; try it."""
+    try:
+        probe = folder / f".mmfuse-write-test-{os.getpid()}"
+        probe.mkdir()
+        probe.rmdir()
+        return True
+    except OSError:
+        return False
 
 
 def _unique(parent: Path, name_for: callable, key: tuple) -> str:
@@ -75,6 +88,7 @@ def register_resolvers() -> None:
         "mmfuse_sweep_dir": sweep_dir,
         "mmfuse_safe_name": safe_name,
         "mmfuse_run_name": run_name,
+        "mmfuse_cwd": os.getcwd,
     }.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn, use_cache=False)

@@ -1,0 +1,62 @@
+"""Shared fixtures: configs composed with Hydra's compose API and shrunk to tiny sizes."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import open_dict
+
+from mmfuse.tracking.naming import register_resolvers
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+TINY = [
+    "data.n_samples=400",
+    "data.batch_size=64",
+    "trainer.max_epochs=1",
+    "callbacks=minimal",
+]
+
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("WANDB_MODE", "offline")
+
+
+def compose_config(overrides: list[str], run_dir: Path | None = None, tiny: bool = True):
+    """The train config as `mmfuse train` would compose it, with run_dir pointed at a temp folder."""
+    register_resolvers()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[*(TINY if tiny else []), *overrides], return_hydra_config=True)
+    if run_dir is not None:
+        with open_dict(cfg):
+            cfg.paths.run_dir = str(run_dir)
+            cfg.paths.output_dir = str(run_dir.parent)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]  # a task never sees the hydra node; HydraConfig holds it
+    return cfg
+
+
+@pytest.fixture
+def cfg_factory(tmp_path):
+    counter = iter(range(10_000))
+
+    def make(*overrides: str, tiny: bool = True):
+        return compose_config(list(overrides), tmp_path / f"run{next(counter)}", tiny=tiny)
+
+    yield make
+    GlobalHydra.instance().clear()
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`mmfuse ...` in a subprocess, as a user runs it."""
+    full_env = {**os.environ, "WANDB_SILENT": "true", "WANDB_MODE": "offline", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "mmfuse", *args], cwd=cwd or ROOT, capture_output=True, text=True,
+                          timeout=timeout, env=full_env)

@@ -1,0 +1,84 @@
+"""The train task through Hydra's compose API: records, checkpoints, metrics, seeds."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mmfuse.train import train
+
+RECORD_KEYS = {"status", "config", "metrics", "timing", "params", "git", "versions", "data_fingerprint"}
+
+
+def test_one_epoch_run_writes_record_checkpoints_and_logs(cfg_factory):
+    cfg = cfg_factory("fusion=late")
+    record = train(cfg)
+    run_dir = Path(cfg.paths.run_dir)
+    on_disk = json.loads((run_dir / "run.json").read_text())
+    assert on_disk == json.loads(json.dumps(record, default=str))
+    assert RECORD_KEYS <= set(on_disk)
+    assert on_disk["status"] == "completed"
+    assert on_disk["config"]["fusion"]["name"] == "late"
+    m = on_disk["metrics"]
+    for key in ("val/acc_best", "test/acc", "test/f1", "test/precision", "test/recall", "test/auroc"):
+        assert 0.0 <= m[key] <= 1.0, key
+    assert m["test/loss"] > 0
+    assert (run_dir / "checkpoints" / "best.ckpt").is_file() and (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert (run_dir / "csv" / "metrics.csv").is_file()
+    assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1
+    assert on_disk["wandb"]["status"] == "ok" and on_disk["wandb"]["mode"] == "offline"
+    params = on_disk["params"]
+    assert params["total"] == sum(v for k, v in params.items() if k.startswith("encoder/")) + params["fusion"] + params["head"]
+    assert len(on_disk["history"]) == 1 and "val/acc" in on_disk["history"][0]
+    assert on_disk["timing"]["wall_seconds"] > 0 and len(on_disk["data_fingerprint"]) == 64
+    assert not (run_dir / ".lock").exists()
+
+
+def test_same_seed_same_metrics_different_seed_different(cfg_factory):
+    overrides = ("logger=none", "data.modalities=[image,tabular]", "trainer.max_epochs=2")
+    a = train(cfg_factory(*overrides, "seed=0"))["metrics"]
+    b = train(cfg_factory(*overrides, "seed=0"))["metrics"]
+    c = train(cfg_factory(*overrides, "seed=1"))["metrics"]
+    keys = [k for k in a if k.startswith(("test/", "val/"))]
+    assert keys and all(a[k] == b[k] for k in keys)
+    assert any(a[k] != c[k] for k in keys)
+
+
+def test_seed_zero_seeds(cfg_factory, monkeypatch):
+    """seed=0 must seed (no truthiness check): two seed-0 runs see the same initial weights."""
+    import pytorch_lightning as pl
+
+    seen = []
+    monkeypatch.setattr(pl, "seed_everything", lambda seed, **kw: seen.append(seed))
+    cfg = cfg_factory("seed=0", "logger=none", "test=false", "data.modalities=[tabular]", "data.interaction=redundant")
+    train(cfg)
+    assert seen == [0]
+
+
+def test_existing_run_is_never_overwritten(cfg_factory):
+    cfg = cfg_factory("logger=none", "data.modalities=[tabular]", "data.interaction=redundant")
+    train(cfg)
+    record_path = Path(cfg.paths.run_dir) / "run.json"
+    before = record_path.read_bytes()
+    with pytest.raises(FileExistsError, match="never overwritten"):
+        train(cfg)
+    assert record_path.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        (["model.modalities=[text]", "data.modalities=[image,tabular]"], r"lacks.*\['image', 'tabular'\]"),
+        (["fusion=unimodal", "fusion.modality=audio", "data.modalities=[image,tabular]"], "fusion.modality='audio'"),
+        (["trainer.max_epochs=0"], "trainer.max_epochs"),
+        (["model.optimizer.lr=-1"], "model.optimizer.lr"),
+    ],
+)
+def test_mismatches_fail_before_training_and_are_recorded(cfg_factory, overrides, match):
+    cfg = cfg_factory("logger=none", *overrides)
+    with pytest.raises(ValueError, match=match):
+        train(cfg)
+    rec = json.loads((Path(cfg.paths.run_dir) / "run.json").read_text())
+    assert rec["status"] == "failed" and rec["metrics"] == {}
+    assert not (Path(cfg.paths.run_dir) / "checkpoints").exists()
