@@ -1,0 +1,352 @@
+"""Every fusion strategy against the fusion contract, for 2, 3 and 4 modalities.
+
+Fusions are built as FusionModule builds them: cls(in_dims=..., **kwargs),
+plus num_classes for strategies that produce logits.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import torch
+from hydra.utils import get_class
+from omegaconf import OmegaConf
+from torch import nn
+
+from mmfuse.fusion.attention import AttentionFusion
+from mmfuse.fusion.concat import ConcatFusion
+from mmfuse.fusion.early import EarlyFusion
+from mmfuse.fusion.film import FiLM
+from mmfuse.fusion.gated import GatedMultimodalUnit
+from mmfuse.fusion.late import LateFusion
+from mmfuse.fusion.lowrank import LowRankTensorFusion
+from mmfuse.fusion.mi import MultiplicativeInteraction
+from mmfuse.fusion.tensor import TensorFusion
+from mmfuse.fusion.transformer import TransformerFusion
+
+WIDTHS = {"image": 8, "text": 6, "audio": 5, "tabular": 7}
+TOKEN_COUNTS = {"image": 4, "text": 5, "audio": 3, "tabular": 1}
+NUM_CLASSES = 3
+FUSION_CONF = Path(__file__).resolve().parents[1] / "conf" / "fusion"
+
+
+def linear(a: int, b: int) -> int:
+    return (a + 1) * b
+
+
+def transformer_params(d: dict[str, int], d_model: int, depth: int, ff_mult: int, cls: bool) -> int:
+    f = ff_mult * d_model
+    layer = 4 * d_model * d_model + 4 * d_model + 2 * d_model * f + f + d_model + 4 * d_model
+    return sum(linear(w, d_model) for w in d.values()) + len(d) * d_model + cls * d_model + depth * layer + 2 * d_model
+
+
+@dataclass
+class Case:
+    """A strategy with its arguments, and its documented out_dim and parameter count as functions of in_dims."""
+
+    id: str
+    cls: type
+    kwargs: Callable[[list[str]], dict] = field(default=lambda mods: {})
+    out_dim: Callable[[dict[str, int]], int] = field(default=lambda d: 0)
+    params: Callable[[dict[str, int]], int] = field(default=lambda d: 0)
+
+
+def _others(d: dict[str, int], skip: str) -> int:
+    return sum(w for m, w in d.items() if m != skip)
+
+
+def _last(d: dict[str, int]) -> str:
+    return list(d)[-1]
+
+
+def mi_matrix_params(d: dict[str, int], context: str, out: int) -> int:
+    d_c, d_x = d[context], _others(d, context)
+    return linear(d_x, out) + d_c * d_x * out + d_c * out
+
+
+def late_case(rule: str) -> Case:
+    def kwargs(mods):
+        return {"combine": rule, **({"weights": {m: i + 1.0 for i, m in enumerate(mods)}} if rule == "weighted" else {})}
+
+    def params(d):
+        heads = sum(linear(w, NUM_CLASSES) for w in d.values())
+        return heads + {"learned": len(d), "stacking": linear(len(d) * NUM_CLASSES, NUM_CLASSES)}.get(rule, 0)
+
+    return Case(f"late-{rule}", LateFusion, kwargs, lambda d: NUM_CLASSES, params)
+
+
+def transformer_case(variant: str, kw: dict) -> Case:
+    return Case(f"transformer-{variant}", TransformerFusion, lambda mods: {"d_model": 8, "depth": 1, "heads": 2, **kw},
+                lambda d: 8, lambda d: transformer_params(d, 8, 1, 2, kw.get("cls_token", True)))
+
+
+CASES = [
+    Case("concat", ConcatFusion, out_dim=lambda d: sum(d.values()), params=lambda d: sum(d.values())),
+    Case("early", EarlyFusion, lambda mods: {"hidden": (16, 8)}, lambda d: 8,
+         lambda d: 2 * sum(d.values()) + linear(sum(d.values()) + len(d), 16) + linear(16, 8)),
+    *[late_case(rule) for rule in ("mean", "weighted", "learned", "stacking")],
+    Case("tensor", TensorFusion, lambda mods: {"proj_dim": 4}, lambda d: 5 ** len(d),
+         lambda d: sum(linear(w, 4) for w in d.values())),
+    Case("tensor-noproj", TensorFusion, lambda mods: {"proj_dim": None}, lambda d: math.prod(w + 1 for w in d.values()), lambda d: 0),
+    Case("lowrank", LowRankTensorFusion, lambda mods: {"rank": 3, "out_dim": 10}, lambda d: 10,
+         lambda d: 3 * sum((w + 1) * 10 for w in d.values()) + 3 + 10),
+    Case("mi-matrix", MultiplicativeInteraction, lambda mods: {"form": "matrix", "out_dim": 10}, lambda d: 10,
+         lambda d: mi_matrix_params(d, _last(d), 10)),
+    Case("mi-vector", MultiplicativeInteraction, lambda mods: {"form": "vector"}, lambda d: _others(d, _last(d)),
+         lambda d: 2 * linear(d[_last(d)], _others(d, _last(d)))),
+    Case("mi-scalar", MultiplicativeInteraction, lambda mods: {"form": "scalar"}, lambda d: _others(d, _last(d)),
+         lambda d: linear(d[_last(d)], 1) + linear(d[_last(d)], _others(d, _last(d)))),
+    Case("mi-first-context", MultiplicativeInteraction, lambda mods: {"form": "matrix", "context": mods[0], "out_dim": 10},
+         lambda d: 10, lambda d: mi_matrix_params(d, list(d)[0], 10)),
+    Case("gated", GatedMultimodalUnit, lambda mods: {"out_dim": 10}, lambda d: 10,
+         lambda d: sum(linear(w, 10) for w in d.values()) + linear(sum(d.values()), len(d) * 10)),
+    Case("film", FiLM, lambda mods: {"out_dim": 10}, lambda d: 10,
+         lambda d: sum(linear(w, 10) for m, w in d.items() if m != _last(d)) + linear(d[_last(d)], 20)),
+    Case("film-first-conditioner", FiLM, lambda mods: {"out_dim": 10, "conditioner": mods[0]}, lambda d: 10,
+         lambda d: sum(linear(w, 10) for w in list(d.values())[1:]) + linear(list(d.values())[0], 20)),
+    Case("attention", AttentionFusion, lambda mods: {"out_dim": 10, "hidden": 6}, lambda d: 10,
+         lambda d: sum(linear(w, 10) for w in d.values()) + linear(10, 6) + 6),
+    *[transformer_case(variant, kw) for variant, kw in [("cls", {}), ("mean", {"cls_token": False}), ("pooled", {"pooled_tokens": True})]],
+]
+NEEDS_TWO = [c for c in CASES if c.cls.min_modalities >= 2]
+MODALITY_SETS = [list(WIDTHS)[:n] for n in (2, 3, 4)]
+
+
+def build(case: Case, modalities: list[str]) -> nn.Module:
+    kwargs = case.kwargs(modalities)
+    if case.cls.produces_logits:
+        kwargs["num_classes"] = NUM_CLASSES
+    return case.cls(in_dims={m: WIDTHS[m] for m in modalities}, **kwargs)
+
+
+def present_mask(m: int) -> torch.Tensor:
+    """Rows: each modality missing alone, each present alone, all present, alternating ones. Never all missing."""
+    rows = [[j != i for j in range(m)] for i in range(m)] + [[j == i for j in range(m)] for i in range(m)]
+    rows += [[True] * m, [j % 2 == 0 for j in range(m)], [j % 2 == 1 for j in range(m)]]
+    return torch.tensor(rows)
+
+
+def make_inputs(modalities: list[str], present: torch.Tensor, seed: int = 0):
+    """feats {m: (B, d_m)} as masked token means, and tokens {m: ((B, T_m, d_m), (B, T_m) bool)}."""
+    g = torch.Generator().manual_seed(seed)
+    b = len(present)
+    feats, tokens = {}, {}
+    for m in modalities:
+        tok = torch.randn(b, TOKEN_COUNTS[m], WIDTHS[m], generator=g)
+        mask = torch.rand(b, TOKEN_COUNTS[m], generator=g) > 0.3
+        mask[:, 0] = True
+        tokens[m] = (tok, mask)
+        feats[m] = token_mean(tok, mask)
+    return feats, tokens
+
+
+def token_mean(tok: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    w = mask.unsqueeze(-1).float()
+    return (tok * w).sum(1) / w.sum(1).clamp_min(1.0)
+
+
+def run(fusion: nn.Module, feats, present, tokens):
+    return fusion(feats, present, tokens=tokens if fusion.wants_tokens else None)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # these tensors are tiny: thread hand-offs would cost more than they save
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(params=MODALITY_SETS, ids=lambda mods: f"{len(mods)}mod")
+def modalities(request):
+    return request.param
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_output_shape_and_documented_sizes(case, modalities):
+    torch.manual_seed(0)
+    fusion = build(case, modalities)
+    present = present_mask(len(modalities))
+    feats, tokens = make_inputs(modalities, present)
+    out = run(fusion, feats, present, tokens)
+    in_dims = {m: WIDTHS[m] for m in modalities}
+    assert fusion.out_dim == case.out_dim(in_dims)
+    assert out.shape == (len(present), fusion.out_dim)
+    assert torch.isfinite(out).all()
+    assert sum(p.numel() for p in fusion.parameters()) == case.params(in_dims)
+
+
+def stray_tensors(module: nn.Module) -> list[str]:
+    """Trainable tensors hidden in plain Python containers, where the optimizer never sees them."""
+    found = []
+    for name, sub in module.named_modules():
+        for attr, value in vars(sub).items():
+            if attr.startswith("_"):  # nn.Module's own registries
+                continue
+            items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else []
+            if any(isinstance(v, torch.Tensor) and v.requires_grad for v in items):
+                found.append(f"{name}.{attr}")
+    return found
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_every_parameter_gets_a_gradient(case, modalities):
+    torch.manual_seed(0)
+    fusion = build(case, modalities).train()
+    present = present_mask(len(modalities))
+    feats, tokens = make_inputs(modalities, present)
+    inputs = [tokens[m][0] if fusion.wants_tokens else feats[m] for m in modalities]
+    for t in inputs:
+        t.requires_grad_(True)
+    out = run(fusion, feats, present, tokens)
+    (out * torch.randn_like(out)).sum().backward()
+    assert not stray_tensors(fusion)
+    for name, p in fusion.named_parameters():
+        assert p.grad is not None, f"{case.id}: {name} got no gradient"
+        assert p.grad.abs().sum() > 0, f"{case.id}: {name} got a zero gradient"
+    # and the encoders would learn only from the modalities a sample has
+    assert any(t.grad is not None and t.grad.abs().sum() > 0 for t in inputs)
+    for i, t in enumerate(inputs):
+        if t.grad is not None:
+            assert t.grad[~present[:, i]].abs().sum() == 0, f"{case.id}: absent {modalities[i]} got a gradient"
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_absent_modality_inputs_do_not_reach_the_output(case, modalities):
+    torch.manual_seed(0)
+    fusion = build(case, modalities).eval()
+    present = present_mask(len(modalities))
+    feats, tokens = make_inputs(modalities, present)
+    other_feats, other_tokens = make_inputs(modalities, present, seed=1)
+    changed_feats, changed_tokens = {}, {}
+    for i, m in enumerate(modalities):
+        absent = ~present[:, i]
+        tok = torch.where(absent[:, None, None], 10 * other_tokens[m][0] + 3, tokens[m][0])
+        mask = torch.where(absent[:, None], other_tokens[m][1], tokens[m][1])
+        changed_tokens[m] = (tok, mask)
+        changed_feats[m] = torch.where(absent[:, None], 10 * other_feats[m] + 3, feats[m])
+    with torch.no_grad():
+        out = run(fusion, feats, present, tokens)
+        out_changed = run(fusion, changed_feats, present, changed_tokens)
+        out_all_new = run(fusion, other_feats, present, other_tokens)
+    torch.testing.assert_close(out_changed, out, rtol=0, atol=1e-5)
+    assert not torch.allclose(out_all_new, out), "the output ignores its inputs, so this check proves nothing"
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_deterministic_for_a_seed(case, modalities):
+    present = present_mask(len(modalities))
+    feats, tokens = make_inputs(modalities, present)
+    outs = []
+    for _ in range(2):
+        torch.manual_seed(123)
+        fusion = build(case, modalities).eval()
+        with torch.no_grad():
+            outs.append(run(fusion, feats, present, tokens))
+    assert torch.equal(outs[0], outs[1])
+
+
+@pytest.mark.parametrize("case", NEEDS_TWO, ids=lambda c: c.id)
+def test_one_modality_is_refused_by_name(case):
+    with pytest.raises(ValueError) as err:
+        build(case, ["image"])
+    assert case.cls.__name__ in str(err.value) and "['image']" in str(err.value)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.cls.min_modalities < 2], ids=lambda c: c.id)
+def test_one_modality_strategies_accept_one(case):
+    fusion = build(case, ["image"])
+    present = torch.tensor([[True], [False]])
+    feats, tokens = make_inputs(["image"], present)
+    assert run(fusion, feats, present, tokens).shape == (2, fusion.out_dim)
+
+
+def test_oversized_tensor_fusion_is_refused_before_allocating(monkeypatch):
+    def no_layers(*args, **kwargs):
+        raise AssertionError("a layer was built before the size check")
+
+    monkeypatch.setattr(nn.Linear, "__init__", no_layers)
+    in_dims = {m: 512 for m in WIDTHS}
+    with pytest.raises(ValueError, match="lowrank") as err:
+        TensorFusion(in_dims=in_dims, proj_dim=None)
+    assert "fusion=tensor" in str(err.value) and str(f"{513 ** 4:,}") in str(err.value) and "proj_dim" in str(err.value)
+    with pytest.raises(ValueError, match="lowrank"):
+        TensorFusion(in_dims=in_dims, proj_dim=4096)
+
+
+def test_lowrank_factors_are_registered_parameters():
+    fusion = LowRankTensorFusion(in_dims={m: WIDTHS[m] for m in WIDTHS}, rank=3, out_dim=10)
+    names = dict(fusion.named_parameters())
+    for m, d in WIDTHS.items():
+        assert names[f"factors.{m}"].shape == (3, d + 1, 10)
+    assert names["rank_weights"].shape == (1, 3) and names["bias"].shape == (1, 10)
+
+
+@pytest.mark.parametrize("cls, arg", [(MultiplicativeInteraction, "context"), (FiLM, "conditioner")])
+def test_unknown_context_modality_is_refused(cls, arg):
+    with pytest.raises(ValueError, match=f"fusion.{arg}='video'"):
+        cls(in_dims={"image": 8, "text": 6}, **{arg: "video"})
+
+
+def test_mi_rejects_an_unknown_form():
+    with pytest.raises(ValueError, match="matrix"):
+        MultiplicativeInteraction(in_dims={"image": 8, "text": 6}, form="diagonal")
+
+
+def test_gated_unit_with_two_modalities_is_the_sigmoid_gmu():
+    torch.manual_seed(0)
+    fusion = GatedMultimodalUnit(in_dims={"image": 8, "text": 6}, out_dim=5)
+    x = {"image": torch.randn(4, 8), "text": torch.randn(4, 6)}
+    logits = fusion.gate(torch.cat([x["image"], x["text"]], -1)).view(4, 2, 5)
+    s = torch.sigmoid(logits[:, 0] - logits[:, 1])
+    h_image, h_text = torch.tanh(fusion.transforms["image"](x["image"])), torch.tanh(fusion.transforms["text"](x["text"]))
+    expected = s * h_image + (1 - s) * h_text
+    torch.testing.assert_close(fusion(x, torch.ones(4, 2, dtype=torch.bool)), expected)
+
+
+def test_film_starts_as_identity_modulation():
+    torch.manual_seed(0)
+    fusion = FiLM(in_dims={"image": 8, "text": 6, "audio": 5}, out_dim=4)
+    x = {m: torch.randn(3, d) for m, d in {"image": 8, "text": 6, "audio": 5}.items()}
+    expected = (fusion.project["image"](x["image"]) + fusion.project["text"](x["text"])) / 2
+    torch.testing.assert_close(fusion(x, torch.ones(3, 3, dtype=torch.bool)), expected)
+
+
+@pytest.mark.parametrize("cls_token", [True, False])
+def test_transformer_ignores_padding_and_survives_fully_masked_samples(cls_token):
+    torch.manual_seed(0)
+    modalities = ["image", "text"]
+    fusion = TransformerFusion(in_dims={m: WIDTHS[m] for m in modalities}, d_model=8, depth=1, heads=2, cls_token=cls_token).eval()
+    present = torch.tensor([[True, True], [True, False], [False, True]])
+    feats, tokens = make_inputs(modalities, present)
+    tokens["text"][1][2] = False  # sample 2's only present modality has no valid token
+    with torch.no_grad():
+        out = fusion(feats, present, tokens=tokens)
+        padded = {m: (torch.where(mask[..., None], tok, tok + 100.0), mask) for m, (tok, mask) in tokens.items()}
+        out_padded = fusion(feats, present, tokens=padded)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out_padded, out, rtol=0, atol=1e-5)
+    if not cls_token:
+        assert torch.equal(out[2], torch.zeros(8))
+
+
+def test_transformer_pooled_mode_does_not_ask_for_tokens():
+    fusion = TransformerFusion(in_dims={"image": 8, "text": 6}, d_model=8, heads=2, pooled_tokens=True)
+    assert not fusion.wants_tokens and TransformerFusion.wants_tokens
+
+
+@pytest.mark.parametrize("conf", sorted(p.stem for p in FUSION_CONF.glob("*.yaml") if p.stem != "unimodal"))
+def test_each_fusion_yaml_builds_with_its_defaults(conf):
+    cfg = OmegaConf.to_container(OmegaConf.load(FUSION_CONF / f"{conf}.yaml"))
+    assert cfg.pop("name") == conf
+    cls = get_class(cfg.pop("_target_"))
+    if cls.produces_logits:
+        cfg["num_classes"] = NUM_CLASSES
+    fusion = cls(in_dims=dict(WIDTHS), **cfg)
+    present = present_mask(len(WIDTHS))
+    feats, tokens = make_inputs(list(WIDTHS), present)
+    assert run(fusion, feats, present, tokens).shape == (len(present), fusion.out_dim)
