@@ -40,9 +40,9 @@ def test_every_config_file_is_commented():
         assert text.lstrip().startswith("#"), f"{path} starts without a comment"
 
 
-def test_every_fusion_config_names_itself():
+def test_every_fusion_config_names_itself(cfg_factory):
     for name in options("fusion"):
-        assert OmegaConf.load(CONF / "fusion" / f"{name}.yaml").name == name
+        assert cfg_factory(f"fusion={name}").fusion.name == name
 
 
 @pytest.mark.parametrize("group, option", ALL, ids=[f"{g}={o}" for g, o in ALL])

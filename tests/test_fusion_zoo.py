@@ -40,7 +40,7 @@ def linear(a: int, b: int) -> int:
 def transformer_params(d: dict[str, int], d_model: int, depth: int, ff_mult: int, cls: bool) -> int:
     f = ff_mult * d_model
     layer = 4 * d_model * d_model + 4 * d_model + 2 * d_model * f + f + d_model + 4 * d_model
-    return sum(linear(w, d_model) for w in d.values()) + len(d) * d_model + cls * d_model + depth * layer + 2 * d_model
+    return sum(linear(w, d_model) for w in d.values()) + len(d) * d_model + cls * d_model + depth * layer
 
 
 @dataclass
@@ -80,7 +80,8 @@ def late_case(rule: str) -> Case:
 
 def transformer_case(variant: str, kw: dict) -> Case:
     return Case(f"transformer-{variant}", TransformerFusion, lambda mods: {"d_model": 8, "depth": 1, "heads": 2, **kw},
-                lambda d: 8, lambda d: transformer_params(d, 8, 1, 2, kw.get("cls_token", True)))
+                lambda d: 8 * len(d) if kw.get("readout", "concat") == "concat" else 8,
+                lambda d: transformer_params(d, 8, 1, 2, kw.get("readout", "concat") == "cls"))
 
 
 CASES = [
@@ -109,7 +110,7 @@ CASES = [
          lambda d: sum(linear(w, 10) for w in list(d.values())[1:]) + linear(list(d.values())[0], 20)),
     Case("attention", AttentionFusion, lambda mods: {"out_dim": 10, "hidden": 6}, lambda d: 10,
          lambda d: sum(linear(w, 10) for w in d.values()) + linear(10, 6) + 6),
-    *[transformer_case(variant, kw) for variant, kw in [("cls", {}), ("mean", {"cls_token": False}), ("pooled", {"pooled_tokens": True})]],
+    *[transformer_case(variant, kw) for variant, kw in [("concat", {}), ("cls", {"readout": "cls"}), ("mean", {"readout": "mean"}), ("pooled", {"pooled_tokens": True})]],
 ]
 NEEDS_TWO = [c for c in CASES if c.cls.min_modalities >= 2]
 MODALITY_SETS = [list(WIDTHS)[:n] for n in (2, 3, 4)]
@@ -316,22 +317,22 @@ def test_film_starts_as_identity_modulation():
     torch.testing.assert_close(fusion(x, torch.ones(3, 3, dtype=torch.bool)), expected)
 
 
-@pytest.mark.parametrize("cls_token", [True, False])
-def test_transformer_ignores_padding_and_survives_fully_masked_samples(cls_token):
+@pytest.mark.parametrize("readout", ["concat", "cls", "mean"])
+def test_transformer_ignores_padding_and_survives_fully_masked_samples(readout):
     torch.manual_seed(0)
     modalities = ["image", "text"]
-    fusion = TransformerFusion(in_dims={m: WIDTHS[m] for m in modalities}, d_model=8, depth=1, heads=2, cls_token=cls_token).eval()
+    fusion = TransformerFusion(in_dims={m: WIDTHS[m] for m in modalities}, d_model=8, depth=1, heads=2, readout=readout).eval()
     present = torch.tensor([[True, True], [True, False], [False, True]])
     feats, tokens = make_inputs(modalities, present)
-    tokens["text"][1][2] = False  # sample 2's only present modality has no valid token
+    tokens["text"][1][2] = False  # sample 2's only present modality has no valid token (its summary token remains)
     with torch.no_grad():
         out = fusion(feats, present, tokens=tokens)
         padded = {m: (torch.where(mask[..., None], tok, tok + 100.0), mask) for m, (tok, mask) in tokens.items()}
         out_padded = fusion(feats, present, tokens=padded)
     assert torch.isfinite(out).all()
     torch.testing.assert_close(out_padded, out, rtol=0, atol=1e-5)
-    if not cls_token:
-        assert torch.equal(out[2], torch.zeros(8))
+    if readout == "concat":  # an absent modality's slot is zero
+        assert torch.equal(out[1, 8:], torch.zeros(8)) and torch.equal(out[2, :8], torch.zeros(8))
 
 
 def test_transformer_pooled_mode_does_not_ask_for_tokens():
@@ -339,7 +340,7 @@ def test_transformer_pooled_mode_does_not_ask_for_tokens():
     assert not fusion.wants_tokens and TransformerFusion.wants_tokens
 
 
-@pytest.mark.parametrize("conf", sorted(p.stem for p in FUSION_CONF.glob("*.yaml") if p.stem != "unimodal"))
+@pytest.mark.parametrize("conf", sorted(p.stem for p in FUSION_CONF.glob("*.yaml") if not p.stem.startswith("unimodal")))
 def test_each_fusion_yaml_builds_with_its_defaults(conf):
     cfg = OmegaConf.to_container(OmegaConf.load(FUSION_CONF / f"{conf}.yaml"))
     assert cfg.pop("name") == conf

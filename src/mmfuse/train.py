@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import time
 import traceback
 from pathlib import Path
@@ -15,7 +16,7 @@ from hydra.types import RunMode
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from mmfuse.models.build import build_model, check_encoder_overrides
+from mmfuse.models.build import build_model, check_encoder_overrides, is_unimodal
 from mmfuse.models.metrics import MONITOR
 from mmfuse.tracking import wandb_setup
 from mmfuse.tracking.history import RecordHistory, scalars
@@ -37,6 +38,20 @@ def hydra_info() -> dict[str, Any]:
         "sweep_dir": str(Path(hc.sweep.dir).resolve()) if multirun else None,
         "job_num": hc.job.num if multirun else None,
     }
+
+
+def threads_for_job(cfg: DictConfig) -> int | None:
+    """`threads` if set; under the joblib launcher, the cores shared evenly among parallel jobs."""
+    if cfg.get("threads"):
+        return int(cfg.threads)
+    if HydraConfig.initialized():
+        launcher = HydraConfig.get().launcher
+        if "joblib" in str(launcher.get("_target_", "")).lower():
+            cores = os.cpu_count() or 1
+            n_jobs = launcher.get("n_jobs") or -1
+            parallel = cores if n_jobs < 0 else min(n_jobs, cores)
+            return max(1, cores // parallel)
+    return None
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -83,7 +98,8 @@ def instantiate_loggers(cfg: DictConfig, info: dict[str, Any], datamodule) -> li
             if lg_cfg.get("group") is None:
                 sweep = info.get("sweep_dir")
                 lg_cfg["group"] = f"{cfg.experiment_name}-{Path(sweep).name}" if sweep else cfg.experiment_name
-            lg_cfg["tags"] = list(dict.fromkeys([fusion, datamodule.name, "unimodal" if fusion == "unimodal" else "fusion", *cfg.tags]))
+            kind = "unimodal" if is_unimodal(cfg.fusion) else "fusion"
+            lg_cfg["tags"] = list(dict.fromkeys([fusion, datamodule.name, kind, *cfg.tags]))
             lg_cfg["config"] = {**wandb_setup.top_level_choices(info["choices"], resolved), "cfg": resolved}
         log.info("Instantiating logger <%s>", lg_cfg["_target_"])
         # built directly: the W&B config holds `_target_` keys that instantiate() would try to build
@@ -113,8 +129,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     status, metrics, timing = "failed", {}, {}
     try:
         validate_config(cfg)
-        if cfg.get("threads"):
-            torch.set_num_threads(int(cfg.threads))
+        threads = threads_for_job(cfg)
+        if threads:
+            torch.set_num_threads(threads)
         if cfg.seed is not None:
             pl.seed_everything(cfg.seed, workers=True)
 

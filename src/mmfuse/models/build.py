@@ -13,14 +13,24 @@ def _plain(node) -> Any:
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
 
 
+def is_unimodal(fusion_cfg) -> bool:
+    """A unimodal baseline is any fusion choice whose _target_ is SingleModality."""
+    from mmfuse.fusion.unimodal import SingleModality
+
+    try:
+        return issubclass(get_class(fusion_cfg.get("_target_")), SingleModality)
+    except Exception:
+        return False
+
+
 def model_modalities(cfg: DictConfig, datamodule) -> list[str]:
     """The data set's modalities the model uses, checked against the data set and the fusion."""
     available = list(datamodule.modalities)
     fusion = cfg.fusion
-    if fusion.get("name") == "unimodal":
+    if is_unimodal(fusion):
         if fusion.get("modality") not in available:
             raise ValueError(
-                f"fusion=unimodal: fusion.modality={fusion.get('modality')!r} is not a modality of data set "
+                f"fusion={fusion.get('name')}: fusion.modality={fusion.get('modality')!r} is not a modality of data set "
                 f"'{datamodule.name}' (it has {available})"
             )
         return [fusion.modality]
@@ -61,7 +71,7 @@ def build_model(cfg: DictConfig, datamodule) -> FusionModule:
     used = model_modalities(cfg, datamodule)
     specs = {m: datamodule.modalities[m].to_dict() for m in used}
     fusion = _plain(cfg.fusion)
-    module_cls = UnimodalModule if fusion.get("name") == "unimodal" else FusionModule
+    module_cls = UnimodalModule if is_unimodal(fusion) else FusionModule
     return module_cls(
         modalities=specs,
         data_modalities=list(datamodule.modalities),

@@ -188,5 +188,5 @@ class UnimodalModule(FusionModule):
     def __init__(self, modalities: dict[str, dict], fusion: dict, **kwargs):
         modality = fusion.get("modality")
         if modality not in modalities:
-            raise ValueError(f"fusion=unimodal: fusion.modality={modality!r} is not a modality of the data set {list(modalities)}")
+            raise ValueError(f"fusion={fusion.get('name')}: fusion.modality={modality!r} is not a modality of the data set {list(modalities)}")
         super().__init__(modalities={modality: modalities[modality]}, fusion=fusion, **kwargs)

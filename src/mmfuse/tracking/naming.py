@@ -68,6 +68,11 @@ def sweep_dir(output_dir: str) -> str:
     return _unique(root / "sweeps", lambda s: s, ("sweep", str(root)))
 
 
+def sweeps_created() -> list[str]:
+    """Sweep folders this process has named (the launcher's jobs live below them)."""
+    return [path for key, path in _STAMPS.items() if key[0] == "sweep"]
+
+
 def safe_name(text: str, limit: int = 120) -> str:
     """A folder-safe version of Hydra's override_dirname (no '/', bounded length)."""
     text = re.sub(r"[^A-Za-z0-9=,._+-]+", "-", str(text).replace("/", "."))

@@ -14,7 +14,7 @@ def top_level_choices(choices: dict[str, str], cfg: dict[str, Any]) -> dict[str,
     """Config keys W&B's group-by and parallel-coordinates views use without editing."""
     out = {k.replace("/", "."): v for k, v in choices.items() if not k.startswith("hydra") and v is not None}
     out["fusion"] = cfg.get("fusion", {}).get("name", out.get("fusion"))
-    if cfg.get("fusion", {}).get("modality") and out["fusion"] == "unimodal":
+    if cfg.get("fusion", {}).get("modality"):
         out["unimodal_modality"] = cfg["fusion"]["modality"]
     out["seed"] = cfg.get("seed")
     return out
