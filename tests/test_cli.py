@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from conftest import run_cli
@@ -93,3 +94,17 @@ def test_python_dash_m_and_console_script_agree():
     via_script = subprocess.run([str(Path(sys.executable).parent / "mmfuse"), "--help"], capture_output=True, text=True)
     assert via_m.returncode == via_script.returncode == 0
     assert via_m.stdout == via_script.stdout and "train" in via_m.stdout
+
+
+def test_joblib_sweep_shares_one_sweep_folder_and_records_failures(tmp_path):
+    """Parallel workers resolve hydra.sweep.dir again: they must land in the parent's folder.
+    One job fails (tensor fusion needs two modalities); the other completes; the exit status says so."""
+    result = run_cli("train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "data.modalities=[tabular]",
+                     "data.interaction=redundant", "fusion=concat,tensor", f"paths.output_dir={tmp_path}", "logger=csv",
+                     *TINY[2:])
+    assert result.returncode == 1
+    (sweep,) = list((tmp_path / "sweeps").iterdir())
+    recs = {r["config"]["fusion"]["name"]: r for r in records(sweep)}
+    assert recs["concat"]["status"] == "completed" and recs["tensor"]["status"] == "failed"
+    assert "1 job(s) failed" in result.stderr and "fusion=tensor" in result.stderr
+    assert all(r["environment"]["threads"] == max(1, (os.cpu_count() or 1) // 2) for r in recs.values())

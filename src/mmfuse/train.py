@@ -6,6 +6,7 @@ import logging
 import os
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from mmfuse.tracking.history import RecordHistory, scalars
 from mmfuse.tracking.record import RunRecord, git_state, package_versions
 
 log = logging.getLogger(__name__)
+logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(lambda r: "Tip:" not in r.getMessage())
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")  # Lightning vs torch 2.14 deprecation
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -81,6 +84,8 @@ def instantiate_callbacks(cfg: DictConfig, task: str, has_logger: bool) -> list[
             cb_cfg["mode"] = mode
         if key == "lr_monitor" and not has_logger:
             continue  # Lightning refuses a LearningRateMonitor without a logger
+        if "ProgressBar" in cb_cfg["_target_"] and not cfg.trainer.get("enable_progress_bar", True):
+            continue  # trainer.enable_progress_bar=false wins over the callback
         log.info("Instantiating callback <%s>", cb_cfg["_target_"])
         callbacks.append(instantiate(cb_cfg))
     return callbacks
@@ -134,6 +139,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             torch.set_num_threads(threads)
         if cfg.seed is not None:
             pl.seed_everything(cfg.seed, workers=True)
+        record.update(environment={"threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()})
 
         log.info("Instantiating datamodule <%s>", cfg.data._target_)
         datamodule = instantiate(cfg.data)
@@ -148,7 +154,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             data=datamodule.describe(),
             data_fingerprint=datamodule.fingerprint(),
             params=model.parameter_counts(),
-            environment={"threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()},
         )
         for lg in list(loggers):
             if type(lg).__name__ == "WandbLogger":
@@ -175,7 +180,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             log.info("Starting testing")
             t0 = time.time()
             best = "best" if ckpt is not None and getattr(ckpt, "best_model_path", "") else None
-            trainer.test(model=model, datamodule=datamodule, ckpt_path=best)
+            trainer.test(model=model, datamodule=datamodule, ckpt_path=best, verbose=info["sweep_dir"] is None)
             timing["test_seconds"] = round(time.time() - t0, 3)
             metrics.update({k: v for k, v in scalars(trainer.callback_metrics).items() if k.startswith("test/")})
         status = "completed"

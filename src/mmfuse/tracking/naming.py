@@ -6,6 +6,7 @@ composes the config, and `mmfuse train --help` must stay fast.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import re
 from pathlib import Path
@@ -15,6 +16,9 @@ from omegaconf import OmegaConf
 from mmfuse.errors import fail
 
 _STAMPS: dict[tuple, str] = {}
+# Parallel launchers (joblib) resolve hydra.sweep.dir again in each worker
+# process; the parent's choice travels to them through the environment.
+_ENV = "MMFUSE_SWEEP_DIRS"
 
 
 def _stamp() -> str:
@@ -65,7 +69,12 @@ def run_dir(output_dir: str, name: str) -> str:
 
 def sweep_dir(output_dir: str) -> str:
     root = _writable_root(output_dir)
-    return _unique(root / "sweeps", lambda s: s, ("sweep", str(root)))
+    inherited = json.loads(os.environ.get(_ENV, "{}"))
+    if str(root) in inherited:
+        return inherited[str(root)]
+    path = _unique(root / "sweeps", lambda s: s, ("sweep", str(root)))
+    os.environ[_ENV] = json.dumps({**inherited, str(root): path})
+    return path
 
 
 def sweeps_created() -> list[str]:
