@@ -48,21 +48,29 @@ def model_modalities(cfg: DictConfig, datamodule) -> list[str]:
             f"but the model gets {wanted} from data set '{datamodule.name}'"
         )
     if not fusion_cls.uses_raw_inputs:
-        no_encoder = [m for m in wanted if m not in (cfg.get("encoder") or {})]
+        kinds = {m: datamodule.modalities[m].kind for m in wanted}
+        no_encoder = {m: k for m, k in kinds.items() if k not in (cfg.get("encoder") or {})}
         if no_encoder:
-            raise ValueError(f"no encoder configured for modality {no_encoder} of data set '{datamodule.name}'; add encoder/<modality>=<choice>")
+            raise ValueError(
+                f"no encoder configured for modality kind(s) {no_encoder} of data set '{datamodule.name}'; "
+                f"choose one with encoder/<kind>=<choice>"
+            )
     return wanted
 
 
 def check_encoder_overrides(overrides: list[str], datamodule) -> None:
-    """An encoder chosen on the command line for a modality the data set lacks is a mistake worth naming."""
+    """An encoder chosen on the command line for a modality the data set lacks is a mistake worth naming.
+
+    Encoders are keyed by modality kind (image, text, audio, tabular, sequence, ...).
+    """
+    kinds = {spec.kind for spec in datamodule.modalities.values()}
     for o in overrides:
         key = o.split("=", 1)[0].lstrip("+~")
         if key.startswith("encoder/") or key.startswith("encoder."):
-            modality = key.replace("/", ".").split(".")[1]
-            if modality not in datamodule.modalities:
+            kind = key.replace("/", ".").split(".")[1]
+            if kind not in kinds:
                 raise ValueError(
-                    f"override {o!r} sets an encoder for modality '{modality}', which data set '{datamodule.name}' "
+                    f"override {o!r} sets an encoder for modality '{kind}', which data set '{datamodule.name}' "
                     f"lacks (it has {list(datamodule.modalities)})"
                 )
 
@@ -77,7 +85,7 @@ def build_model(cfg: DictConfig, datamodule) -> FusionModule:
         data_modalities=list(datamodule.modalities),
         num_classes=datamodule.num_classes,
         task=datamodule.task,
-        encoders={m: _plain(cfg.encoder[m]) for m in used if m in (cfg.get("encoder") or {})},
+        encoders={m: _plain(cfg.encoder[specs[m]["kind"]]) for m in used if specs[m]["kind"] in (cfg.get("encoder") or {})},
         fusion=fusion,
         head=_plain(cfg.model.get("head")),
         optimizer=_plain(cfg.model.get("optimizer")),
