@@ -9,7 +9,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from conftest import CONF, run_cli
+from conftest import CONF, SHARED_DATA, run_cli
 from mmfuse.models.build import build_model
 from mmfuse.train import instantiate_callbacks, instantiate_loggers
 
@@ -23,6 +23,15 @@ def options(group: str) -> list[str]:
 
 
 ALL = [(g, o) for g in GROUPS for o in options(g)]
+# data sets other than the synthetic one read files: point them at small real or generated ones
+DATA_OVERRIDES = {
+    "avmnist_real": [f"paths.data_dir={SHARED_DATA}", "data.sizes=[200,100,100]", "trainer.max_epochs=1", "callbacks=minimal"],
+}
+
+
+def data_overrides(option: str, tmp_path) -> list[str] | None:
+    """Overrides that make a data option loadable here; None for the synthetic data (tiny defaults apply)."""
+    return DATA_OVERRIDES.get(option)
 
 
 def test_groups_the_foundation_promises_exist():
@@ -47,7 +56,8 @@ def test_every_fusion_config_names_itself(cfg_factory):
 
 @pytest.mark.parametrize("group, option", ALL, ids=[f"{g}={o}" for g, o in ALL])
 def test_option_composes_and_instantiates(cfg_factory, group, option, tmp_path):
-    cfg = cfg_factory(f"{group}={option}")
+    extra = data_overrides(option, tmp_path) if group == "data" else None
+    cfg = cfg_factory(f"{group}={option}", *(extra or []), tiny=extra is None)
     datamodule = instantiate(cfg.data)
     datamodule.setup()
     assert datamodule.num_classes >= 2 and datamodule.modalities
