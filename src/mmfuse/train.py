@@ -18,6 +18,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from mmfuse.models.build import build_model, check_encoder_overrides, is_unimodal
+from mmfuse.models.frozen import precompute_frozen_embeddings
 from mmfuse.models.metrics import MONITOR
 from mmfuse.tracking import wandb_setup
 from mmfuse.tracking.history import RecordHistory, scalars
@@ -148,6 +149,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
         log.info("Instantiating model <%s> with fusion <%s>", cfg.fusion.name, cfg.fusion._target_)
         model = build_model(cfg, datamodule)
+        precompute_frozen_embeddings(model, datamodule)
+        if getattr(datamodule, "skipped", None):
+            log.warning("Data samples skipped (data.on_error=skip): %s", datamodule.skipped)
+            record.update(data_skipped=dict(datamodule.skipped))
         loggers = instantiate_loggers(cfg, info, datamodule)
         callbacks = instantiate_callbacks(cfg, datamodule.task, bool(loggers)) + [RecordHistory(record)]
         record.update(

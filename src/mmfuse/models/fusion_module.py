@@ -12,6 +12,7 @@ from torchmetrics import MaxMetric, MinMetric
 from mmfuse.data.spec import ModalitySpec
 from mmfuse.encoders.stems import InputStem
 from mmfuse.models.heads import MLPHead
+from mmfuse.models.frozen import SUFFIX as EMBEDDING_SUFFIX
 from mmfuse.models.metrics import MONITOR, build_metrics, loss_fn, predictions
 from mmfuse.models.schedules import warmup_cosine
 
@@ -100,7 +101,8 @@ class FusionModule(pl.LightningModule):
                 feats[m] = (tok * w).sum(1) / w.sum(1).clamp_min(1.0)
         else:
             for m, enc in self.encoders.items():
-                feats[m] = enc(batch[m], batch.get(f"{m}_mask"))
+                cached = batch.get(m + EMBEDDING_SUFFIX)  # a frozen encoder's precomputed output
+                feats[m] = cached if cached is not None else enc(batch[m], batch.get(f"{m}_mask"))
         return self.head(self.fusion(feats, present, tokens=tokens))
 
     # --- steps ---------------------------------------------------------------------

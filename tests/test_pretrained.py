@@ -1,0 +1,62 @@
+"""Pretrained encoders: offline weights only, clear errors, frozen embeddings computed once."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from mmfuse.data.spec import ModalitySpec
+from mmfuse.encoders.pretrained import HFTextEncoder, ResNet18Encoder
+from mmfuse.models.frozen import SUFFIX
+from mmfuse.train import train
+
+IMAGE = ModalitySpec("image", (1, 28, 28))
+
+
+def test_resnet18_loads_weights_from_a_local_file(tmp_path):
+    from torchvision.models import resnet18
+
+    torch.manual_seed(1)
+    reference = resnet18(weights=None)
+    path = tmp_path / "resnet18.pth"
+    torch.save(reference.state_dict(), path)
+    enc = ResNet18Encoder(IMAGE, out_dim=16, weights=str(path))
+    assert torch.equal(enc.backbone.conv1.weight, reference.conv1.weight)
+    x = torch.randn(2, 1, 28, 28)
+    assert enc(x).shape == (2, 16)
+    tokens, mask = enc.tokens(x)
+    assert tokens.shape[0] == 2 and tokens.shape[2] == 16 and mask.all()
+
+
+def test_missing_weights_name_the_file_looked_for(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    with pytest.raises(FileNotFoundError, match=r"hub/checkpoints/resnet18-.*\.pth does not exist"):
+        ResNet18Encoder(IMAGE, weights="IMAGENET1K_V1")
+    with pytest.raises(FileNotFoundError, match="nope.pth does not exist"):
+        ResNet18Encoder(IMAGE, weights=str(tmp_path / "nope.pth"))
+
+
+def test_frozen_backbone_gets_no_gradient_and_stays_in_eval_mode():
+    enc = ResNet18Encoder(IMAGE, out_dim=8, freeze=True).train()
+    assert not enc.backbone.training and enc.project.training
+    enc(torch.randn(2, 1, 28, 28)).sum().backward()
+    assert all(p.grad is None for p in enc.backbone.parameters()) and enc.project.weight.grad is not None
+
+
+def test_frozen_encoder_embeddings_are_computed_once_and_used(cfg_factory, monkeypatch):
+    cfg = cfg_factory("encoder/image=resnet18", "encoder.image.freeze=true", "data.modalities=[image,tabular]",
+                      "data.interaction=redundant", "logger=none", "data.n_samples=200", "data.image_size=28")
+    calls = []
+    original = ResNet18Encoder.forward
+    monkeypatch.setattr(ResNet18Encoder, "forward", lambda self, x, mask=None: calls.append(len(x)) or original(self, x, mask))
+    rec = train(cfg)
+    assert rec["status"] == "completed"
+    # one pass over each split's images (train 140, val 30, test 30), none while training or testing
+    assert sum(calls) == 200
+
+
+def test_hf_encoder_needs_the_matching_tokenizer_and_a_local_model(tmp_path):
+    spec = ModalitySpec("text", (16,), dtype="int64", vocab_size=64, has_mask=True)
+    with pytest.raises((FileNotFoundError, ImportError), match="model_dir|hf"):
+        HFTextEncoder(spec, model_dir=str(tmp_path / "no_model"))
