@@ -60,3 +60,35 @@ def test_hf_encoder_needs_the_matching_tokenizer_and_a_local_model(tmp_path):
     spec = ModalitySpec("text", (16,), dtype="int64", vocab_size=64, has_mask=True)
     with pytest.raises((FileNotFoundError, ImportError), match="model_dir|hf"):
         HFTextEncoder(spec, model_dir=str(tmp_path / "no_model"))
+
+
+def tiny_hf_model(folder: Path) -> Path:
+    """A 2-layer BERT with a 40-token WordPiece vocabulary, saved like a Hugging Face model directory."""
+    transformers = pytest.importorskip("transformers", reason="the optional [hf] extra")
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"the a cat dog sat ran on mat fast slow red blue".split()]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(words) + "\n")
+    transformers.BertTokenizerFast(str(folder / "vocab.txt")).save_pretrained(folder)
+    config = transformers.BertConfig(vocab_size=len(words), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
+                                     intermediate_size=32, max_position_embeddings=32)
+    transformers.BertModel(config).save_pretrained(folder)
+    return folder
+
+
+def test_hf_encoder_runs_a_local_model_on_its_tokenizers_ids(tmp_path):
+    from transformers import AutoTokenizer
+
+    model_dir = tiny_hf_model(tmp_path / "bert")
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    batch = tok(["the cat sat", "a dog ran on the mat fast"], padding="max_length", max_length=12, return_tensors="pt")
+    spec = ModalitySpec("text", (12,), dtype="int64", vocab_size=tok.vocab_size, has_mask=True,
+                        extra={"tokenizer": str(model_dir)})
+    enc = HFTextEncoder(spec, model_dir=str(model_dir), out_dim=8, freeze=True).train()
+    out = enc(batch["input_ids"], batch["attention_mask"].bool())
+    assert out.shape == (2, 8) and not enc.backbone.training
+    # padding does not change a sample's embedding
+    shorter = tok(["the cat sat"], padding="max_length", max_length=12, return_tensors="pt")
+    torch.testing.assert_close(enc(shorter["input_ids"], shorter["attention_mask"].bool())[0], out[0], atol=1e-5, rtol=0)
+    wrong = ModalitySpec("text", (12,), dtype="int64", vocab_size=64, has_mask=True)
+    with pytest.raises(ValueError, match="same tokenizer"):
+        HFTextEncoder(wrong, model_dir=str(model_dir))
