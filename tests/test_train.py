@@ -82,3 +82,12 @@ def test_mismatches_fail_before_training_and_are_recorded(cfg_factory, overrides
     rec = json.loads((Path(cfg.paths.run_dir) / "run.json").read_text())
     assert rec["status"] == "failed" and rec["metrics"] == {}
     assert not (Path(cfg.paths.run_dir) / "checkpoints").exists()
+
+
+def test_bf16_mixed_precision_path_runs(cfg_factory):
+    """trainer=gpu is bf16-mixed; without a GPU its precision path still runs end to end on the CPU."""
+    cfg = cfg_factory("trainer=gpu", "trainer.accelerator=cpu", "logger=none", "fusion=transformer",
+                      "data.modalities=[tabular,text]", "encoder/text=bag")
+    rec = train(cfg)
+    assert rec["status"] == "completed" and rec["environment"]["precision"] == "bf16-mixed"
+    assert 0.0 <= rec["metrics"]["test/acc"] <= 1.0
