@@ -91,3 +91,36 @@ def test_bf16_mixed_precision_path_runs(cfg_factory):
     rec = train(cfg)
     assert rec["status"] == "completed" and rec["environment"]["precision"] == "bf16-mixed"
     assert 0.0 <= rec["metrics"]["test/acc"] <= 1.0
+
+
+def test_divergence_ends_the_run_as_diverged(cfg_factory):
+    from mmfuse.tracking.guards import Diverged
+
+    cfg = cfg_factory("logger=none", "model.optimizer._target_=torch.optim.SGD", "model.optimizer.lr=1e30",
+                      "model.optimizer.weight_decay=0", "trainer.gradient_clip_val=null")
+    with pytest.raises(Diverged, match="non-finite"):
+        train(cfg)
+    rec = json.loads((Path(cfg.paths.run_dir) / "run.json").read_text())
+    assert rec["status"] == "diverged" and rec["error"]["step"] >= 0
+
+
+def test_interrupted_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    """A kill (here: an exception) in the middle of writing never leaves a half-written last.ckpt in place."""
+    import torch
+
+    from mmfuse.tracking.guards import AtomicCheckpointIO
+
+    io = AtomicCheckpointIO()
+    target = tmp_path / "last.ckpt"
+    io.save_checkpoint({"state": torch.ones(3)}, target)
+
+    def explode(obj, f, *a, **kw):
+        f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", explode)
+    with pytest.raises(OSError):
+        io.save_checkpoint({"state": torch.zeros(3)}, target)
+    monkeypatch.undo()
+    assert torch.equal(torch.load(target, weights_only=True)["state"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]

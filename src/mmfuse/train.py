@@ -21,6 +21,7 @@ from mmfuse.models.build import build_model, check_encoder_overrides, is_unimoda
 from mmfuse.models.frozen import precompute_frozen_embeddings
 from mmfuse.models.metrics import MONITOR
 from mmfuse.tracking import wandb_setup
+from mmfuse.tracking.guards import AtomicCheckpointIO, Diverged, DivergenceGuard, InterruptCheckpoint
 from mmfuse.tracking.history import RecordHistory, scalars
 from mmfuse.tracking.record import RunRecord, git_state, package_versions
 
@@ -154,7 +155,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             log.warning("Data samples skipped (data.on_error=skip): %s", datamodule.skipped)
             record.update(data_skipped=dict(datamodule.skipped))
         loggers = instantiate_loggers(cfg, info, datamodule)
-        callbacks = instantiate_callbacks(cfg, datamodule.task, bool(loggers)) + [RecordHistory(record)]
+        callbacks = instantiate_callbacks(cfg, datamodule.task, bool(loggers)) + [
+            RecordHistory(record), DivergenceGuard(), InterruptCheckpoint(run_dir / "checkpoints")]
         record.update(
             data=datamodule.describe(),
             data_fingerprint=datamodule.fingerprint(),
@@ -168,7 +170,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                     loggers.remove(lg)
 
         log.info("Instantiating trainer <%s>", cfg.trainer._target_)
-        trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+        trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+                                          plugins=[AtomicCheckpointIO()])
         record.update(environment={**record.data["environment"], "accelerator": type(trainer.accelerator).__name__,
                                    "device": str(trainer.strategy.root_device), "precision": str(trainer.precision)})
 
@@ -190,7 +193,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             metrics.update({k: v for k, v in scalars(trainer.callback_metrics).items() if k.startswith("test/")})
         status = "completed"
         return record.data
-    except KeyboardInterrupt:
+    except Diverged as e:
+        status = "diverged"
+        record.data["error"] = {"type": "Diverged", "message": str(e), "step": e.step,
+                                "last_finite_metrics": (record.data.get("history") or [{}])[-1]}
+        raise
+    except (KeyboardInterrupt, SystemExit):  # Lightning turns Ctrl-C into SystemExit after a graceful stop
         status = "interrupted"
         raise
     except Exception as e:
