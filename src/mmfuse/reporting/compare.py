@@ -1,99 +1,216 @@
-"""`mmfuse compare`: group runs by what varies (not the seed), mean ± std over seeds."""
+"""`mmfuse compare`: group runs by what varies (not the seed), mean ± std over seeds, tests, plots, a report.
+
+Reads only run.json and .hydra/ of each run folder; never training code.
+Exit status: 0 compared, 1 nothing could be compared (no completed run) or
+W&B logging failed, 2 bad arguments or no runs found.
+"""
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import shlex
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-from mmfuse.reporting.runs import load_runs, varying_keys
+from mmfuse.reporting import html_report, markdown, terminal
+from mmfuse.reporting.comparison import Comparison, compare_data_set
+from mmfuse.reporting.plots import make_plots, slug
+from mmfuse.reporting.runs import COMPARISON, expand, find_run_dirs, latest_sweep, load_runs, resolve_key
+from mmfuse.reporting.tables import failure_table
 
-DEFAULT_METRICS = ("test/acc", "test/f1", "val/acc_best")
-
-
-def latest_sweep(output_dir: Path) -> Path | None:
-    sweeps = sorted(p for p in (output_dir / "sweeps").glob("*") if p.is_dir())
-    return sweeps[-1] if sweeps else None
-
-
-def group_label(df: pd.DataFrame, keys: list[str]) -> pd.Series:
-    if not keys:
-        return pd.Series(["all runs"] * len(df), index=df.index)
-    short = {k: k.split(".", 1)[1] for k in keys}
-    return df[keys].astype(str).apply(lambda r: ", ".join(f"{short[k]}={r[k]}" for k in keys), axis=1)
+PROG = "mmfuse compare"
 
 
-def summarise(df: pd.DataFrame, keys: list[str], metrics: list[str]) -> pd.DataFrame:
-    """mean, std (ddof=1) and number of completed runs per group, for each metric."""
-    done = df[df["status"] == "completed"].copy()
-    done["group"] = group_label(done, keys)
-    rows = []
-    for group, g in done.groupby("group", sort=True):
-        row = {"group": group, "n": len(g), "seeds": ",".join(str(s) for s in sorted(g["seed"].dropna())),
-               "params": g["params"].mean(), "fit_seconds": g["fit_seconds"].mean()}
-        for m in metrics:
-            if m in g:
-                vals = g[m].dropna().astype(float)
-                row[f"{m} mean"] = vals.mean()
-                row[f"{m} std"] = vals.std(ddof=1) if len(vals) > 1 else float("nan")
-        rows.append(row)
-    return pd.DataFrame(rows)
+class CompareError(Exception):
+    """A mistake in the input, said in one line; `code` is the exit status."""
+
+    def __init__(self, message: str, code: int = 2):
+        super().__init__(message)
+        self.code = code
 
 
-def print_table(summary: pd.DataFrame, metrics: list[str], title: str) -> None:
-    from rich.console import Console
-    from rich.table import Table
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("paths", nargs="*", help="sweep folders, run folders or globs (default: the latest sweep)")
+    parser.add_argument("--by", nargs="+", default=None, metavar="KEY",
+                        help="config keys to group by, e.g. fusion or fusion.name (default: the keys that vary, seed excluded)")
+    parser.add_argument("--metrics", nargs="+", default=None, metavar="METRIC",
+                        help="metrics of the terminal tables (default: test/acc test/f1 val/acc_best); the files hold every metric")
+    parser.add_argument("--out", default=None, help="output folder (default: <first path>/comparison)")
+    parser.add_argument("--outputs", default="outputs", help="outputs folder whose latest sweep is the default (default: outputs)")
+    parser.add_argument("--log-wandb", action="store_true",
+                        help="also log the comparison as a W&B run (job_type=compare, the sweep's group; offline unless WANDB_MODE=online)")
+    return parser.parse_args(argv)
 
-    table = Table(title=title)
-    for col in ("group", "n", *metrics, "params", "fit s"):
-        table.add_column(col, justify="left" if col == "group" else "right")
-    best = {m: summary[f"{m} mean"].max() for m in metrics if f"{m} mean" in summary}
-    for _, r in summary.iterrows():
-        cells = []
-        for m in metrics:
-            if f"{m} mean" not in r or pd.isna(r[f"{m} mean"]):
-                cells.append("-")
-                continue
-            text = f"{r[f'{m} mean']:.3f} ± {r[f'{m} std']:.3f}" if not pd.isna(r[f"{m} std"]) else f"{r[f'{m} mean']:.3f}"
-            cells.append(f"[bold]{text}[/bold]" if r[f"{m} mean"] == best[m] else text)
-        table.add_row(r["group"], str(r["n"]), *cells, f"{r['params']:,.0f}", f"{r['fit_seconds']:.1f}")
-    Console(width=160).print(table)
+
+def input_paths(args: argparse.Namespace) -> list[Path]:
+    """The paths to read: those given (each must exist or match), else the latest sweep."""
+    if not args.paths:
+        latest = latest_sweep(args.outputs)
+        if latest is None:
+            raise CompareError(f"no sweeps with runs under {Path(args.outputs) / 'sweeps'}; pass sweep or run folders "
+                               "(or --outputs to look elsewhere)")
+        return [latest]
+    missing = [p for p in args.paths if not expand(p)]
+    for p in missing:
+        warn(f"{p}: no such file or folder, and no glob match")
+    found = [Path(p) for p in args.paths if p not in missing]
+    if not found:
+        raise CompareError("none of the given paths exist")
+    return found
+
+
+def warn(message: str) -> None:
+    print(f"{PROG}: warning: {message}", file=sys.stderr)
+
+
+def read_runs(paths: list[Path]) -> pd.DataFrame:
+    for p in paths:
+        if not find_run_dirs([p]):
+            warn(f"{p}: no runs here (no run.json below it)")
+    runs = load_runs(paths)
+    if runs.empty:
+        raise CompareError(f"no runs (no run.json) under {', '.join(map(str, paths))}")
+    return runs
+
+
+def group_keys(done: pd.DataFrame, by: list[str] | None) -> list[str] | None:
+    if by is None:
+        return None
+    resolved = {key: resolve_key(done, key) for key in by}
+    unknown = [k for k, col in resolved.items() if col is None]
+    if unknown:
+        raise CompareError(f"--by {' '.join(unknown)}: no such config key or choice in these runs "
+                           "(try a config key like fusion.name or a group like fusion)")
+    return list(resolved.values())
+
+
+def compare(done: pd.DataFrame, by: list[str] | None, metrics: list[str] | None) -> list[Comparison]:
+    """One comparison per data set: runs of different data sets are never averaged together."""
+    data_names = done["data_name"].fillna("unknown").astype(str)
+    keys = group_keys(done, by)
+    return [compare_data_set(name, done[data_names == name], keys, metrics) for name in sorted(data_names.unique())]
+
+
+def output_folder(args: argparse.Namespace, paths: list[Path]) -> Path:
+    if args.out:
+        return Path(args.out)
+    matches = expand(paths[0])  # a glob that names one folder stands for that folder
+    first = matches[0] if len(matches) == 1 else paths[0]
+    return (first if first.is_dir() else first.parent) / COMPARISON
+
+
+def write_plots(comparisons: list[Comparison], out: Path) -> None:
+    folder = out / "plots"
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.png"):  # plots of an earlier comparison could describe other runs
+        old.unlink()
+    for c in comparisons:
+        prefix = f"{slug(c.data_name)}_" if len(comparisons) > 1 else ""
+        c.plots = make_plots(c.runs, c.stats, c.history, c.headline, folder, prefix)
+
+
+def summary_csv(comparisons: list[Comparison]) -> pd.DataFrame:
+    return pd.concat([c.summary.assign(data=c.data_name)[["data", *c.summary.columns]] for c in comparisons],
+                     ignore_index=True)
+
+
+def runs_csv(runs: pd.DataFrame, comparisons: list[Comparison]) -> pd.DataFrame:
+    groups = pd.concat([c.runs[["run_dir", "group"]] for c in comparisons])
+    table = runs.merge(groups, on="run_dir", how="left")
+    first = [c for c in ("run_dir", "run_name", "status", "error", "data_name", "group", "seed", "params",
+                         "fit_seconds", "wall_seconds", "command") if c in table]
+    return table[first + [c for c in table.columns if c not in first]]
+
+
+def write_files(comparisons: list[Comparison], runs: pd.DataFrame, failures: pd.DataFrame, out: Path,
+                context: dict) -> pd.DataFrame:
+    out.mkdir(parents=True, exist_ok=True)
+    write_plots(comparisons, out)
+    summary = summary_csv(comparisons)
+    summary.to_csv(out / "summary.csv", index=False)
+    runs_csv(runs, comparisons).to_csv(out / "runs.csv", index=False)
+    (out / "summary.md").write_text(markdown.render(comparisons, failures, context, out))
+    (out / "report.html").write_text(html_report.render(comparisons, failures, runs, context))
+    return summary
+
+
+def show(comparisons: list[Comparison], failures: pd.DataFrame, context: dict, metrics: list[str] | None) -> None:
+    console = terminal.console()
+    sources = ", ".join(str(p) for p in context["paths"])
+    recorded = sorted({m for c in comparisons for m in c.metrics})
+    unknown = [m for m in metrics or [] if m not in recorded]
+    if unknown:
+        warn(f"--metrics {' '.join(unknown)}: not recorded in these runs (recorded: {', '.join(recorded)})")
+    if len(comparisons) > 1:
+        names = ", ".join(c.data_name for c in comparisons)
+        console.print(f"These runs come from {len(comparisons)} data sets ({names}): one table each, never averaged together.",
+                      markup=False)
+    for c in comparisons:
+        console.print(f"\n{len(c.runs)} completed runs of data set {c.data_name} in {sources}, grouped by {c.grouped_by}",
+                      markup=False)
+        chosen = c.terminal_metrics(metrics)
+        summary, marks = c.summary_tables(chosen)
+        terminal.print_comparison(console, "mean ± std over seeds", summary, marks, c.lead_table(chosen))
+    if not failures.empty:
+        terminal.print_failures(console, failures)
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> int:
+    paths = input_paths(args)
+    runs = read_runs(paths)
+    completed = runs["status"] == "completed"
+    failures = failure_table(runs[~completed])
+    context = {"paths": paths, "n_runs": len(runs), "command": shlex.join([*PROG.split(), *argv]),
+               "when": dt.datetime.now().isoformat(timespec="seconds")}
+    if not completed.any():
+        terminal.print_failures(terminal.console(), failures)
+        raise CompareError(f"nothing to compare: none of the {len(runs)} runs completed", code=1)
+    comparisons = compare(runs[completed], args.by, args.metrics)
+    out = output_folder(args, paths)
+    summary = write_files(comparisons, runs, failures, out, context)
+    show(comparisons, failures, context, args.metrics)
+    n_plots = sum(len(c.plots) for c in comparisons)
+    print(f"Comparison written to {out}/: summary.csv, summary.md, runs.csv, report.html, {n_plots} plots in plots/")
+    print(f"Open {(out / 'report.html').resolve().as_uri()} in a browser.")
+    if args.log_wandb:
+        return log_to_wandb(comparisons, runs, summary, out, context)
+    return 0
+
+
+def log_to_wandb(comparisons: list[Comparison], runs: pd.DataFrame, summary: pd.DataFrame, out: Path,
+                 context: dict) -> int:
+    from mmfuse.reporting.wandb_log import log_comparison
+
+    try:
+        folder, group = log_comparison(comparisons, runs, summary, out, context)
+    except Exception as e:  # noqa: BLE001 - the report is written; say why W&B is missing and exit non-zero
+        print(f"{PROG}: error: W&B logging failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})",
+              file=sys.stderr)
+        return 1
+    if folder is None:
+        print("W&B disabled (WANDB_MODE=disabled): nothing logged.")
+    else:
+        print(f"W&B comparison run (group {group}, job_type compare) in {folder}; upload it with: wandb sync {folder}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mmfuse compare", description=__doc__)
-    parser.add_argument("paths", nargs="*", help="sweep folders, run folders or globs (default: the latest sweep)")
-    parser.add_argument("--by", nargs="*", default=None, help="config keys to group by (default: the keys that vary, seed excluded)")
-    parser.add_argument("--metrics", nargs="*", default=list(DEFAULT_METRICS), help="metrics to show")
-    parser.add_argument("--out", default=None, help="folder for summary.csv and runs.csv (default: <first path>/comparison)")
-    parser.add_argument("--outputs", default="outputs", help="where to look for the latest sweep")
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    try:
+        return run(args, argv)
+    except CompareError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return e.code
+    except Exception as e:  # noqa: BLE001 - one line, never a traceback (--verbose shows it)
+        from mmfuse.errors import report
 
-    paths = [Path(p) for p in args.paths]
-    if not paths:
-        latest = latest_sweep(Path(args.outputs))
-        if latest is None:
-            print(f"mmfuse compare: no sweeps under {Path(args.outputs) / 'sweeps'}; pass run or sweep folders", file=sys.stderr)
-            return 2
-        paths = [latest]
-    df = load_runs(paths)
-    if df.empty:
-        print(f"mmfuse compare: no runs (no run.json) under {', '.join(map(str, paths))}", file=sys.stderr)
-        return 2
-    keys = [k if k.startswith(("cfg.", "choice.")) else f"cfg.{k}" for k in args.by] if args.by else varying_keys(df)
-    missing = [k for k in keys if k not in df]
-    if missing:
-        print(f"mmfuse compare: --by {', '.join(k.split('.', 1)[1] for k in missing)}: no such config key in these runs", file=sys.stderr)
-        return 2
-    summary = summarise(df, keys, args.metrics)
-    print_table(summary, args.metrics, title=f"{len(df)} runs in {', '.join(str(p) for p in paths)} (mean ± std over seeds)")
-    failed = df[df["status"] != "completed"]
-    for _, r in failed.iterrows():
-        print(f"  not completed: {r['run_dir']} [{r['status']}] {r.get('error') or ''}")
-    out = Path(args.out) if args.out else (paths[0] if paths[0].is_dir() else paths[0].parent) / "comparison"
-    out.mkdir(parents=True, exist_ok=True)
-    summary.to_csv(out / "summary.csv", index=False)
-    df.to_csv(out / "runs.csv", index=False)
-    print(f"Comparison written to {out}/ (summary.csv, runs.csv)")
-    return 0
+        report(PROG, e)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
