@@ -25,13 +25,13 @@ import hashlib
 import json
 import logging
 import re
-import wave
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
+from mmfuse.data.audio import log_spectrogram, read_wav
 from mmfuse.data.base import MultimodalDataModule
 from mmfuse.data.batches import TensorDictDataset
 from mmfuse.data.spec import ModalitySpec
@@ -44,6 +44,7 @@ MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
 }
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+FEATURES_VERSION = 2  # part of the cache key: bump when the feature code changes
 FSDD_ARCHIVE = "https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/heads/master.tar.gz"
 
 
@@ -67,44 +68,6 @@ def read_idx(path: Path) -> np.ndarray:
     if len(raw) != expected:
         raise ValueError(f"{path}: truncated or padded IDX file: {len(raw)} bytes, expected {expected} for shape {dims}")
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
-
-
-def read_wav(path: Path) -> tuple[np.ndarray, int]:
-    """A PCM WAV file as float32 mono in [-1, 1] and its sample rate (standard library reader)."""
-    try:
-        with wave.open(str(path), "rb") as w:
-            width, channels, rate, frames = w.getsampwidth(), w.getnchannels(), w.getframerate(), w.getnframes()
-            data = w.readframes(frames)
-    except (wave.Error, EOFError) as e:
-        raise ValueError(f"{path}: unreadable WAV file ({e})") from None
-    if width not in (1, 2, 4) or len(data) != frames * width * channels or frames == 0:
-        raise ValueError(f"{path}: truncated or unsupported WAV (sample width {width}, {frames} frames, {len(data)} bytes)")
-    dtype = {1: np.uint8, 2: np.int16, 4: np.int32}[width]
-    x = np.frombuffer(data, dtype=dtype).astype(np.float32)
-    x = (x - 128.0) / 128.0 if width == 1 else x / float(2 ** (8 * width - 1))
-    return x.reshape(-1, channels).mean(1), rate
-
-
-def mel_filterbank(n_mels: int, n_fft: int, sample_rate: int) -> torch.Tensor:
-    """(n_mels, n_fft // 2 + 1) triangular filters on the HTK mel scale."""
-    def hz_to_mel(f):
-        return 2595.0 * np.log10(1.0 + f / 700.0)
-
-    mels = np.linspace(hz_to_mel(0.0), hz_to_mel(sample_rate / 2), n_mels + 2)
-    hz = 700.0 * (10 ** (mels / 2595.0) - 1.0)
-    bins = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
-    fb = np.zeros((n_mels, len(bins)), dtype=np.float32)
-    for i in range(n_mels):
-        lo, mid, hi = hz[i], hz[i + 1], hz[i + 2]
-        fb[i] = np.clip(np.minimum((bins - lo) / (mid - lo), (hi - bins) / (hi - mid)), 0, None)
-    return torch.from_numpy(fb)
-
-
-def log_mel(waves: torch.Tensor, sample_rate: int, n_fft: int, hop: int, n_mels: int) -> torch.Tensor:
-    """(N, L) waveforms -> (N, 1, n_mels, frames) log-mel spectrograms."""
-    spec = torch.stft(waves, n_fft=n_fft, hop_length=hop, window=torch.hann_window(n_fft), return_complex=True)
-    power = spec.abs() ** 2
-    return torch.log(mel_filterbank(n_mels, n_fft, sample_rate) @ power + 1e-6).unsqueeze(1)
 
 
 # --- the data module ----------------------------------------------------------------
@@ -241,6 +204,7 @@ class AVMNISTRealDataModule(MultimodalDataModule):
             h.update(p.name.encode())
             h.update(hashlib.sha256(p.read_bytes()).digest())
         params = {k: getattr(self, k) for k in ("audio_seconds", "n_fft", "hop", "n_mels", "audio_noise", "data_seed", "on_error")}
+        params["version"] = FEATURES_VERSION
         h.update(json.dumps(params, sort_keys=True).encode())
         return h.hexdigest()[:20]
 
@@ -264,13 +228,13 @@ class AVMNISTRealDataModule(MultimodalDataModule):
                     raise
                 ok[i] = False
                 continue
-            waves[i, : min(length, len(x))] = x[:length]
+            waves[i, : min(length, len(x))] = x[:length].numpy()
         wave_t = torch.from_numpy(waves)
         if self.audio_noise > 0:
             g = torch.Generator().manual_seed(self.data_seed + 11)
             rms = wave_t.pow(2).mean(1, keepdim=True).sqrt().clamp_min(1e-4)
             wave_t = wave_t + self.audio_noise * rms * torch.randn(wave_t.shape, generator=g)
-        features = log_mel(wave_t, self.sample_rate, self.n_fft, self.hop, self.n_mels).numpy()
+        features = log_spectrogram(wave_t, self.sample_rate, n_fft=self.n_fft, hop=self.hop, n_mels=self.n_mels).unsqueeze(1).numpy()
         if cache is not None:
             cache.parent.mkdir(parents=True, exist_ok=True)
             tmp = cache.with_suffix(".tmp.npz")

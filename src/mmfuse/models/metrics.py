@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, PearsonCorrCoef
+from torchmetrics import MeanAbsoluteError, MeanSquaredError, Metric, MetricCollection, PearsonCorrCoef
 from torchmetrics.classification import (
     MulticlassAccuracy,
     MulticlassAUROC,
@@ -17,12 +17,42 @@ from torchmetrics.classification import (
     MultilabelRecall,
 )
 
+
+class SignAccuracy(Metric):
+    """Binary accuracy of a regression: share of non-zero targets whose sign the prediction matches.
+
+    The `acc2` of CMU-MOSI/MOSEI papers (MulT's evaluation): samples with
+    target 0 are left out; a prediction counts as positive when > 0. NaN when
+    no target is non-zero.
+    """
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.add_state("correct", default=torch.tensor(0), dist_reduce_fx="sum")
+        self.add_state("total", default=torch.tensor(0), dist_reduce_fx="sum")
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        preds, target = preds.reshape(-1), target.reshape(-1)
+        nonzero = target != 0
+        self.correct += ((preds[nonzero] > 0) == (target[nonzero] > 0)).sum()
+        self.total += nonzero.sum()
+
+    def compute(self) -> torch.Tensor:
+        if self.total == 0:
+            return torch.tensor(float("nan"))
+        return self.correct.float() / self.total
+
+
 # the metric each task's "best" checkpoint and summary follow, and its direction
 MONITOR = {"multiclass": ("acc", "max"), "multilabel": ("f1", "max"), "regression": ("mae", "min")}
 
 
 def build_metrics(task: str, num_classes: int, full: bool = True) -> MetricCollection:
-    """Accuracy, macro-F1, precision, recall, AUROC (or MAE/MSE/corr for regression).
+    """Accuracy, macro-F1, precision, recall, AUROC (or MAE/MSE/corr/acc2 for regression).
 
     `full=False` keeps only the cheap ones, for per-step training metrics.
     """
@@ -46,7 +76,7 @@ def build_metrics(task: str, num_classes: int, full: bool = True) -> MetricColle
     elif task == "regression":
         metrics = {"mae": MeanAbsoluteError(), "mse": MeanSquaredError()}
         if full:
-            metrics |= {"corr": PearsonCorrCoef()}
+            metrics |= {"corr": PearsonCorrCoef(), "acc2": SignAccuracy()}
     else:
         raise ValueError(f"unknown task {task!r}")
     return MetricCollection(metrics)
