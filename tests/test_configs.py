@@ -31,7 +31,32 @@ DATA_OVERRIDES = {
 
 def data_overrides(option: str, tmp_path) -> list[str] | None:
     """Overrides that make a data option loadable here; None for the synthetic data (tiny defaults apply)."""
-    return DATA_OVERRIDES.get(option)
+    if option in DATA_OVERRIDES:
+        return DATA_OVERRIDES[option]
+    if option == "synthetic":
+        return None
+    from test_data_formats import tiny_data_overrides
+
+    return [f"data={option}", *tiny_data_overrides(tmp_path)[option], "trainer.max_epochs=1", "callbacks=minimal"]
+
+
+def overrides_for(group: str, option: str, tmp_path) -> tuple[list[str], bool]:
+    """The overrides that compose `group=option` against data it can run on, and whether tiny defaults apply."""
+    if group == "data":
+        extra = data_overrides(option, tmp_path)
+        return [f"data={option}", *(extra or [])], extra is None
+    if group == "encoder/sequence":  # sequences come from the affect layout
+        return [*data_overrides("affect", tmp_path), f"{group}={option}"], False
+    if group == "encoder/text" and option == "hf":
+        from test_data_formats import tiny_data_overrides
+        from test_pretrained import tiny_hf_model
+
+        model = tiny_hf_model(tmp_path / "bert")
+        return [*data_overrides("manifest", tmp_path), f"data.tokenizer={model}", "encoder/text=hf",
+                f"encoder.text.model_dir={model}"], False
+    if group == "experiment" and option != "fusion_comparison":
+        return [f"{group}={option}", *DATA_OVERRIDES["avmnist_real"]], False
+    return [f"{group}={option}"], True
 
 
 def test_groups_the_foundation_promises_exist():
@@ -56,16 +81,17 @@ def test_every_fusion_config_names_itself(cfg_factory):
 
 @pytest.mark.parametrize("group, option", ALL, ids=[f"{g}={o}" for g, o in ALL])
 def test_option_composes_and_instantiates(cfg_factory, group, option, tmp_path):
-    extra = data_overrides(option, tmp_path) if group == "data" else None
-    cfg = cfg_factory(f"{group}={option}", *(extra or []), tiny=extra is None)
+    overrides, tiny = overrides_for(group, option, tmp_path)
+    cfg = cfg_factory(*overrides, tiny=tiny)
     datamodule = instantiate(cfg.data)
     datamodule.setup()
-    assert datamodule.num_classes >= 2 and datamodule.modalities
+    assert datamodule.modalities and (datamodule.num_classes >= 2 or datamodule.task == "regression")
 
     if group.startswith("encoder/"):
-        modality = group.split("/")[1]
+        kind = group.split("/")[1]
+        modality = next(m for m, s in datamodule.modalities.items() if s.kind == kind)
         spec = datamodule.modalities[modality]
-        encoder = instantiate(cfg.encoder[modality], spec=spec)
+        encoder = instantiate(cfg.encoder[kind], spec=spec)
         batch = next(iter(datamodule.train_dataloader()))
         out = encoder(batch[modality], batch.get(f"{modality}_mask"))
         assert out.shape == (len(batch["label"]), encoder.out_dim)

@@ -28,9 +28,13 @@ class Encoder(nn.Module):
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.encode(x, mask)[0]
+
+    def encode(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(pooled (B, D), tokens (B, T, D), token mask (B, T)) from one pass; token fusions call this."""
         tokens, token_mask = self.tokens(x, mask)
         weights = token_mask.unsqueeze(-1).to(tokens.dtype)
-        return (tokens * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+        return (tokens * weights).sum(1) / weights.sum(1).clamp_min(1.0), tokens, token_mask
 
 
 def require_kind(spec: ModalitySpec, kinds: tuple[str, ...], encoder: str) -> None:

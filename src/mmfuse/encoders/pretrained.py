@@ -91,6 +91,11 @@ class ResNet18Encoder(FrozenMixin, Encoder):
     def forward(self, x, mask=None):
         return self.project(self._trunk(x).mean((2, 3)))
 
+    def encode(self, x, mask=None):
+        fmap = self._trunk(x)
+        tokens = self.project(fmap.flatten(2).transpose(1, 2))
+        return self.project(fmap.mean((2, 3))), tokens, torch.ones(tokens.shape[:2], dtype=torch.bool, device=x.device)
+
 
 class HFTextEncoder(FrozenMixin, Encoder):
     """A local Hugging Face encoder (e.g. all-MiniLM-L6-v2) over token ids from the same tokenizer.

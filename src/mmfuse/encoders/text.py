@@ -42,9 +42,12 @@ class TextGRU(Encoder):
         return self.project(torch.cat(list(h_n), dim=-1))
 
     def tokens(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        out, _, mask = self._run(x, mask)
+        return self.encode(x, mask)[1:]
+
+    def encode(self, x: torch.Tensor, mask: torch.Tensor | None = None):
+        out, h_n, mask = self._run(x, mask)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
-        return self.project(out), mask
+        return self.project(torch.cat(list(h_n), dim=-1)), self.project(out), mask
 
 
 class TextBag(Encoder):
@@ -68,3 +71,6 @@ class TextBag(Encoder):
     def tokens(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         mask = _mask_or_nonpad(x, mask)
         return self.net(self.embed(x)), mask
+
+    def encode(self, x: torch.Tensor, mask: torch.Tensor | None = None):
+        return (self.forward(x, mask), *self.tokens(x, mask))

@@ -95,10 +95,8 @@ class FusionModule(pl.LightningModule):
         if self.fusion.wants_tokens:
             tokens = {}
             for m, enc in self.encoders.items():
-                tok, tok_mask = enc.tokens(batch[m], batch.get(f"{m}_mask"))
+                feats[m], tok, tok_mask = enc.encode(batch[m], batch.get(f"{m}_mask"))
                 tokens[m] = (tok, tok_mask)
-                w = tok_mask.unsqueeze(-1).to(tok.dtype)
-                feats[m] = (tok * w).sum(1) / w.sum(1).clamp_min(1.0)
         else:
             for m, enc in self.encoders.items():
                 cached = batch.get(m + EMBEDDING_SUFFIX)  # a frozen encoder's precomputed output
