@@ -126,3 +126,17 @@ def test_trains_end_to_end(cfg_factory):
     rec = train(cfg)
     assert rec["status"] == "completed" and rec["data"]["name"] == "avmnist_real"
     assert rec["metrics"]["test/acc"] > 0.2  # above chance (0.1) after one epoch on 300 pairs
+
+
+def test_skipped_samples_are_recorded_in_the_run_record(cfg_factory, tmp_path):
+    from mmfuse.train import train
+
+    fsdd = tmp_path / "fsdd"
+    shutil.copytree(FSDD / "recordings", fsdd / "recordings")
+    bad = fsdd / "recordings" / "2_nicolas_12.wav"
+    bad.write_bytes(bad.read_bytes()[:20])
+    cfg = cfg_factory("data=avmnist_real", f"data.mnist_dir={MNIST}", f"data.fsdd_dir={fsdd}", "data.on_error=skip",
+                      f"data.cache_dir={tmp_path / 'cache'}", "data.sizes=[200,50,50]", "logger=none",
+                      "fusion=unimodal_audio", "trainer.max_epochs=1", "callbacks=minimal", tiny=False)
+    rec = train(cfg)
+    assert rec["status"] == "completed" and rec["data_skipped"] == {"unreadable_wav": 1}
