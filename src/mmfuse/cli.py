@@ -14,6 +14,8 @@ USAGE = """usage: mmfuse <command> [args]
 commands:
   train     train and test one model from the Hydra config in conf/ (add -m to sweep)
   compare   summarise runs or sweeps: mean ± std over seeds per strategy
+  reproduce re-run a run (or a sweep's jobs) from its config snapshot and compare the metrics
+  eval      evaluate a run's best (or last) checkpoint with the run's own config (overrides allowed)
 
 `mmfuse <command> --help` for a command's options.
 """
@@ -51,7 +53,7 @@ def run_train(argv: list[str]) -> int:
             where = HydraConfig.get().runtime.output_dir
             report(f"mmfuse train [{where}]", e)
             failures.append(where)
-            if HydraConfig.get().mode != RunMode.MULTIRUN:
+            if HydraConfig.get().mode != RunMode.MULTIRUN or cfg.get("sweep", {}).get("fail_fast"):
                 raise SystemExit(1) from None
             multirun = True
 
@@ -83,6 +85,14 @@ def main(argv: list[str] | None = None) -> int:
         from mmfuse.reporting.compare import main as compare_main
 
         return compare_main(rest)
+    if command == "reproduce":
+        from mmfuse.lifecycle.reproduce import main as reproduce_main
+
+        return reproduce_main(rest)
+    if command == "eval":
+        from mmfuse.lifecycle.evaluate import main as eval_main
+
+        return eval_main(rest)
     print(f"mmfuse: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 

@@ -13,10 +13,18 @@ def verbose() -> bool:
     return bool(os.environ.get("HYDRA_FULL_ERROR")) or bool(os.environ.get("MMFUSE_VERBOSE"))
 
 
+def root_cause(exc: BaseException) -> BaseException:
+    """The innermost cause: Hydra wraps a constructor's own error in an InstantiationException."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
+
+
 def report(prefix: str, exc: BaseException) -> None:
     if verbose():
         traceback.print_exception(exc, file=sys.stderr)
-    message = str(exc).strip() or type(exc).__name__
+    cause = root_cause(exc)
+    message = (str(cause).strip() or type(cause).__name__).splitlines()[0]
     print(f"{prefix}: error: {message}", file=sys.stderr, flush=True)
 
 

@@ -59,18 +59,24 @@ def threads_for_job(cfg: DictConfig) -> int | None:
     return None
 
 
+def _expect(cfg: DictConfig, key: str, kind: type | tuple, allowed: str, ok=lambda v: True, nullable: bool = True) -> None:
+    value = OmegaConf.select(cfg, key)
+    if value is None and nullable:
+        return
+    if isinstance(value, bool) or not isinstance(value, kind) or not ok(value):
+        raise ValueError(f"{key}={value!r}: expected {allowed}")
+
+
 def validate_config(cfg: DictConfig) -> None:
-    """Values that would only fail (or silently misbehave) deep inside training."""
-    if cfg.seed is not None and not isinstance(cfg.seed, int):
-        raise ValueError(f"seed must be an integer or null, got {cfg.seed!r}")
-    max_epochs = cfg.trainer.get("max_epochs")
-    if max_epochs is not None and max_epochs != -1 and max_epochs < 1:
-        raise ValueError(f"trainer.max_epochs must be >= 1 (or -1 for no limit), got {max_epochs}")
-    lr = (cfg.model.get("optimizer") or {}).get("lr")
-    if lr is not None and not lr > 0:
-        raise ValueError(f"model.optimizer.lr must be > 0, got {lr}")
-    if cfg.get("threads") is not None and cfg.threads < 1:
-        raise ValueError(f"threads must be >= 1 or null, got {cfg.threads}")
+    """Values that would only fail (or silently misbehave) deep inside training, named with their key."""
+    _expect(cfg, "seed", int, "an integer or null")
+    _expect(cfg, "threads", int, "an integer >= 1 or null", lambda v: v >= 1)
+    _expect(cfg, "trainer.max_epochs", int, "an integer >= 1 (or -1 for no limit)", lambda v: v >= 1 or v == -1)
+    _expect(cfg, "model.optimizer.lr", (int, float), "a number > 0", lambda v: v > 0)
+    _expect(cfg, "model.optimizer.weight_decay", (int, float), "a number >= 0", lambda v: v >= 0)
+    _expect(cfg, "model.modality_dropout", (int, float), "a number in [0, 1)", lambda v: 0 <= v < 1)
+    _expect(cfg, "trainer.gradient_clip_val", (int, float), "a number > 0 or null", lambda v: v > 0)
+    _expect(cfg, "data.batch_size", int, "an integer >= 1", lambda v: v >= 1)
 
 
 def instantiate_callbacks(cfg: DictConfig, task: str, has_logger: bool) -> list[pl.Callback]:
