@@ -124,3 +124,10 @@ def test_interrupted_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, mo
     monkeypatch.undo()
     assert torch.equal(torch.load(target, weights_only=True)["state"], torch.ones(3))
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+def test_complexity_is_recorded(cfg_factory):
+    rec = train(cfg_factory("logger=none", "data.modalities=[image,tabular]", "trainer.max_epochs=2"))
+    cost = rec["complexity"]
+    assert cost["flops_per_sample"] > 0 and cost["latency_ms_per_sample"] > 0 and cost["peak_rss_mb"] > 0
+    assert cost["train_seconds_per_epoch"] > 0 and cost["latency_batch_size"] >= 1

@@ -17,6 +17,7 @@ from hydra.types import RunMode
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from mmfuse.evaluation.complexity import EpochTimer, complexity
 from mmfuse.models.build import build_model, check_encoder_overrides, is_unimodal
 from mmfuse.models.frozen import precompute_frozen_embeddings
 from mmfuse.models.metrics import MONITOR
@@ -161,8 +162,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             log.warning("Data samples skipped (data.on_error=skip): %s", datamodule.skipped)
             record.update(data_skipped=dict(datamodule.skipped))
         loggers = instantiate_loggers(cfg, info, datamodule)
+        epoch_timer = EpochTimer()
         callbacks = instantiate_callbacks(cfg, datamodule.task, bool(loggers)) + [
-            RecordHistory(record), DivergenceGuard(), InterruptCheckpoint(run_dir / "checkpoints")]
+            RecordHistory(record), DivergenceGuard(), InterruptCheckpoint(run_dir / "checkpoints"), epoch_timer]
         record.update(
             data=datamodule.describe(),
             data_fingerprint=datamodule.fingerprint(),
@@ -197,6 +199,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             trainer.test(model=model, datamodule=datamodule, ckpt_path=best, verbose=info["sweep_dir"] is None)
             timing["test_seconds"] = round(time.time() - t0, 3)
             metrics.update({k: v for k, v in scalars(trainer.callback_metrics).items() if k.startswith("test/")})
+        cost = complexity(model, next(iter(datamodule.test_dataloader())), epoch_timer.seconds)
+        record.update(complexity=cost)
+        for lg in loggers:
+            if type(lg).__name__ == "WandbLogger":
+                lg.experiment.summary.update({f"complexity/{k}": v for k, v in {**cost, **record.data["params"]}.items()})
         status = "completed"
         return record.data
     except Diverged as e:

@@ -13,6 +13,7 @@ Schema (top-level keys):
   best          {monitor, score, checkpoint}
   timing        {started, ended, wall_seconds, fit_seconds, test_seconds}
   params        parameter counts: total, trainable, encoder/<m>, fusion, head
+  complexity    flops_per_sample, latency_ms_per_sample, latency_batch_size, train_seconds_per_epoch, peak_rss_mb
   data          {name, task, num_classes, modalities, sizes}
   data_fingerprint  sha256 of the data's parameters and tensors
   git           {commit, dirty}

@@ -1,0 +1,1 @@
+"""Beyond accuracy: the cost of a model (complexity) and, later, its robustness."""
