@@ -17,7 +17,9 @@ from hydra.types import RunMode
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from mmfuse.evaluation import robustness
 from mmfuse.evaluation.complexity import EpochTimer, complexity
+from mmfuse.lifecycle.resume import ResumeState
 from mmfuse.models.build import build_model, check_encoder_overrides, is_unimodal
 from mmfuse.models.frozen import precompute_frozen_embeddings
 from mmfuse.models.metrics import MONITOR
@@ -100,7 +102,7 @@ def instantiate_callbacks(cfg: DictConfig, task: str, has_logger: bool) -> list[
     return callbacks
 
 
-def instantiate_loggers(cfg: DictConfig, info: dict[str, Any], datamodule) -> list:
+def instantiate_loggers(cfg: DictConfig, info: dict[str, Any], datamodule, wandb_id: str | None = None) -> list:
     loggers = []
     for key, lg_cfg in (cfg.get("logger") or {}).items():
         if lg_cfg is None or "_target_" not in lg_cfg:
@@ -115,6 +117,8 @@ def instantiate_loggers(cfg: DictConfig, info: dict[str, Any], datamodule) -> li
             kind = "unimodal" if is_unimodal(cfg.fusion) else "fusion"
             lg_cfg["tags"] = list(dict.fromkeys([fusion, datamodule.name, kind, *cfg.tags]))
             lg_cfg["config"] = {**wandb_setup.top_level_choices(info["choices"], resolved), "cfg": resolved}
+            if wandb_id:  # a resumed run continues its own W&B run
+                lg_cfg.update(id=wandb_id, resume="allow")
         log.info("Instantiating logger <%s>", lg_cfg["_target_"])
         # built directly: the W&B config holds `_target_` keys that instantiate() would try to build
         loggers.append(get_class(lg_cfg.pop("_target_"))(**lg_cfg))
@@ -125,21 +129,27 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Train and test one model as `cfg` says; returns the run record."""
     info = hydra_info()
     run_dir = Path(cfg.paths.run_dir).resolve()
+    resume = bool(cfg.get("resume"))  # continue the run in this folder (lifecycle/resume.py sets it)
     record = RunRecord(run_dir)
-    record.acquire()
+    record.acquire(resume=resume)
     started = time.time()
-    record.start(
-        run_name=cfg.run_name,
-        config=OmegaConf.to_container(cfg, resolve=True),
-        choices=info["choices"],
-        overrides=info["overrides"],
-        sweep_dir=info["sweep_dir"],
-        metrics={},
-        history=[],
-        timing={"started": dt.datetime.now().isoformat(timespec="seconds")},
-        git=git_state(PROJECT_ROOT),
-        versions=package_versions(),
-    )
+    if resume:
+        record.resume()
+        info = {**info, "choices": record.data.get("choices") or {}, "overrides": record.data.get("overrides") or [],
+                "sweep_dir": record.data.get("sweep_dir")}
+    else:
+        record.start(
+            run_name=cfg.run_name,
+            config=OmegaConf.to_container(cfg, resolve=True),
+            choices=info["choices"],
+            overrides=info["overrides"],
+            sweep_dir=info["sweep_dir"],
+            metrics={},
+            history=[],
+            timing={"started": dt.datetime.now().isoformat(timespec="seconds")},
+            git=git_state(PROJECT_ROOT),
+            versions=package_versions(),
+        )
     status, metrics, timing = "failed", {}, {}
     try:
         validate_config(cfg)
@@ -154,6 +164,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         datamodule = instantiate(cfg.data)
         datamodule.setup("fit")
         check_encoder_overrides(info["overrides"], datamodule)
+        evaluation = cfg.get("evaluation") or {}
+        if evaluation.get("robustness"):
+            robustness.validate(evaluation.severities, evaluation.get("modalities"), list(datamodule.modalities))
 
         log.info("Instantiating model <%s> with fusion <%s>", cfg.fusion.name, cfg.fusion._target_)
         model = build_model(cfg, datamodule)
@@ -161,10 +174,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if getattr(datamodule, "skipped", None):
             log.warning("Data samples skipped (data.on_error=skip): %s", datamodule.skipped)
             record.update(data_skipped=dict(datamodule.skipped))
-        loggers = instantiate_loggers(cfg, info, datamodule)
+        loggers = instantiate_loggers(cfg, info, datamodule,
+                                      wandb_id=(record.data.get("wandb") or {}).get("id") if resume else None)
         epoch_timer = EpochTimer()
         callbacks = instantiate_callbacks(cfg, datamodule.task, bool(loggers)) + [
-            RecordHistory(record), DivergenceGuard(), InterruptCheckpoint(run_dir / "checkpoints"), epoch_timer]
+            RecordHistory(record), DivergenceGuard(), InterruptCheckpoint(run_dir / "checkpoints"), epoch_timer,
+            ResumeState()]
         record.update(
             data=datamodule.describe(),
             data_fingerprint=datamodule.fingerprint(),
@@ -185,7 +200,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
         log.info("Starting training")
         t0 = time.time()
-        trainer.fit(model=model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        ckpt_path = str(run_dir / "checkpoints" / "last.ckpt") if resume else cfg.get("ckpt_path")
+        trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path)
         timing["fit_seconds"] = round(time.time() - t0, 3)
         metrics.update(scalars(trainer.callback_metrics))
         ckpt = trainer.checkpoint_callback
@@ -201,9 +217,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             metrics.update({k: v for k, v in scalars(trainer.callback_metrics).items() if k.startswith("test/")})
         cost = complexity(model, next(iter(datamodule.test_dataloader())), epoch_timer.seconds)
         record.update(complexity=cost)
+        summary = {f"complexity/{k}": v for k, v in {**cost, **record.data["params"]}.items()}
+        if evaluation.get("robustness") and cfg.get("test"):
+            log.info("Evaluating robustness to missing and noisy modalities")
+            rob = robustness.evaluate_robustness(model, datamodule, evaluation.severities, evaluation.get("modalities"),
+                                                 evaluation.get("seed", 0), evaluation.get("max_samples"))
+            record.update(robustness=rob)
+            summary |= {f"robustness/present/{k}": v for k, v in (rob.get("present_subsets") or {}).items()}
+            summary |= {f"robustness/auc/{m}/{c}": a for m, per in rob["auc"].items() for c, a in per.items()}
         for lg in loggers:
             if type(lg).__name__ == "WandbLogger":
-                lg.experiment.summary.update({f"complexity/{k}": v for k, v in {**cost, **record.data["params"]}.items()})
+                lg.experiment.summary.update(summary)
         status = "completed"
         return record.data
     except Diverged as e:

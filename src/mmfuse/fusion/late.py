@@ -70,5 +70,8 @@ class LateFusion(Fusion):
             logw = self.weight_logits.log_softmax(0).expand(present.shape)
         else:
             logw = torch.zeros(present.shape, dtype=logp.dtype, device=logp.device)
-        logw = logw.masked_fill(~present, float("-inf")).log_softmax(-1)  # renormalise over present modalities
-        return torch.logsumexp(logw.unsqueeze(-1) + logp, dim=1)
+        none = ~present.any(1, keepdim=True)
+        # renormalise over present modalities; a sample with none observed gets the uniform distribution
+        logw = logw.masked_fill(~present & ~none, float("-inf")).log_softmax(-1)
+        combined = torch.logsumexp(logw.unsqueeze(-1) + logp, dim=1)
+        return torch.where(none, torch.full_like(combined, -math.log(combined.shape[-1])), combined)

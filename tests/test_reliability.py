@@ -1,0 +1,78 @@
+"""Sweeps survive failing and diverging jobs; Ctrl-C and concurrent writers leave every record sound."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import ROOT, run_cli
+from mmfuse.tracking.record import RunRecord
+
+TINY = ["logger=none", "callbacks=minimal", "data.n_samples=300", "data.modalities=[tabular]",
+        "data.interaction=redundant", "evaluation.robustness=false", "model.optimizer._target_=torch.optim.SGD",
+        "model.optimizer.weight_decay=0", "trainer.gradient_clip_val=null"]
+
+
+def test_a_sweep_with_a_raising_and_a_diverging_job_finishes_the_others(tmp_path):
+    result = run_cli("train", "-m", "model.optimizer.lr=0.01,0.02,1e30,-1", f"paths.output_dir={tmp_path}", *TINY,
+                     "trainer.max_epochs=2")
+    assert result.returncode == 1
+    assert "2 job(s) failed" in result.stderr and "Traceback" not in result.stderr
+    recs = {r["config"]["model"]["optimizer"]["lr"]: r for r in map(lambda p: json.loads(p.read_text()), tmp_path.rglob("run.json"))}
+    assert [recs[0.01]["status"], recs[0.02]["status"], recs[1e30]["status"], recs[-1]["status"]] == \
+        ["completed", "completed", "diverged", "failed"]
+    assert recs[1e30]["error"]["step"] >= 0 and "model.optimizer.lr=-1" in recs[-1]["error"]["message"]
+    (sweep,) = (tmp_path / "sweeps").iterdir()
+    report = run_cli("compare", str(sweep))
+    assert report.returncode == 0
+    assert "diverged" in report.stdout and "failed" in report.stdout
+
+
+def test_ctrl_c_stops_gracefully_saves_last_ckpt_and_marks_the_run_interrupted(tmp_path):
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    cmd = [sys.executable, "-m", "mmfuse", "train", f"paths.output_dir={tmp_path}", "logger=none", "callbacks=minimal",
+           "data.n_samples=4000", "trainer.max_epochs=200", "evaluation.robustness=false", "trainer.enable_progress_bar=false"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    record = None
+    while time.time() < deadline:
+        found = list(tmp_path.rglob("run.json"))
+        if found:
+            record = found[0]
+            if json.loads(record.read_text()).get("history"):
+                break
+        time.sleep(0.5)
+    assert record is not None, "training never started"
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=120)
+    assert proc.returncode != 0
+    rec = json.loads(record.read_text())
+    assert rec["status"] == "interrupted"
+    ckpt = record.parent / "checkpoints" / "last.ckpt"
+    assert ckpt.is_file() and "state_dict" in torch.load(ckpt, map_location="cpu", weights_only=False)
+    assert not (record.parent / ".lock").exists()
+
+
+def test_a_second_writer_of_a_run_folder_is_refused(tmp_path):
+    first = RunRecord(tmp_path / "run")
+    first.acquire()
+    with pytest.raises(RuntimeError, match=f"being written by process {os.getpid()}"):
+        RunRecord(tmp_path / "run").acquire()
+    first.release()
+    RunRecord(tmp_path / "run").acquire()  # free again once released
+
+
+def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
+    (tmp_path / "run").mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / "run" / ".lock").write_text(str(dead.pid))
+    RunRecord(tmp_path / "run").acquire()
+    assert (tmp_path / "run" / ".lock").read_text() == str(os.getpid())
