@@ -12,7 +12,8 @@ from pathlib import Path
 USAGE = """usage: mmfuse <command> [args]
 
 commands:
-  train     train and test one model from the Hydra config in conf/ (add -m to sweep)
+  train     train and test one model from the Hydra config in conf/ (add -m to sweep;
+            resume=RUN_DIR continues an interrupted run or sweep)
   compare   summarise runs or sweeps: mean ± std over seeds per strategy
   reproduce re-run a run (or a sweep's jobs) from its config snapshot and compare the metrics
   eval      evaluate a run's best (or last) checkpoint with the run's own config (overrides allowed)
@@ -79,6 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     if "--verbose" in rest:
         rest.remove("--verbose")
         os.environ["MMFUSE_VERBOSE"] = "1"
+    if command == "train" and any(a.startswith("resume=") for a in rest):
+        # the run's own folder and snapshot, not a new Hydra run folder
+        from mmfuse.lifecycle.resume import main as resume_main
+
+        return resume_main(rest)
     if command == "train":
         return run_train(rest)
     if command == "compare":

@@ -22,9 +22,13 @@ Schema (top-level keys):
   wandb         {mode, id, dir, status} or {status: disabled, reason}
   pid, host     the writing process (a `running` record with a dead pid is stale)
   error         {type, message, traceback_file} when status is failed
+  resumed       [{at, previous_status}] once `mmfuse train resume=` continued the run
+  reproduced_from  {run_dir, run_name, status} of a `mmfuse reproduce` run
+  evals         [{eval_dir, ckpt, overrides, metrics, started}] of `mmfuse eval`
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import socket
@@ -110,10 +114,20 @@ class RunRecord:
         self.data: dict[str, Any] = {}
         self._locked = False
 
-    def acquire(self) -> None:
-        """Refuse a folder that already holds a run or another live writer."""
+    def acquire(self, resume: bool = False) -> None:
+        """Refuse a folder that already holds a run or another live writer.
+
+        `resume`: the folder must hold an unfinished run whose process is gone; its record is kept.
+        """
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        if self.path.exists():
+        if resume:
+            existing = read_record(self.run_dir)
+            if existing.get("status") == "completed":
+                raise ValueError(f"{self.path}: the run is already completed; nothing to resume")
+            if existing.get("status") == "running" and pid_alive(existing.get("pid")):
+                raise RuntimeError(f"{self.run_dir} is still being trained by process {existing.get('pid')}")
+            self.data = existing
+        elif self.path.exists():
             raise FileExistsError(f"{self.path} exists: this folder already holds a run; runs are never overwritten")
         lock = self.run_dir / LOCK
         try:
@@ -140,6 +154,12 @@ class RunRecord:
         self.data = {"schema": SCHEMA, "status": "running", "run_dir": str(self.run_dir.resolve()),
                      "pid": os.getpid(), "host": socket.gethostname(), **fields}
         self.save()
+
+    def resume(self) -> None:
+        """Take over the acquired record of an interrupted run: running again, by this process."""
+        resumes = [*self.data.get("resumed", []), {"at": dt.datetime.now().isoformat(timespec="seconds"),
+                                                    "previous_status": self.data.get("status")}]
+        self.update(status="running", pid=os.getpid(), host=socket.gethostname(), resumed=resumes)
 
     def update(self, **fields: Any) -> None:
         self.data.update(fields)

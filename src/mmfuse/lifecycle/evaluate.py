@@ -1,0 +1,174 @@
+"""`mmfuse eval RUN_DIR`: test a run's best (or last) checkpoint with the run's own config, overrides allowed.
+
+Writes <run>/eval/<date>_<time>_<microseconds>/results.json (+ the config it
+used), appends a summary to run.json's `evals` list, and logs a W&B run
+(job_type=eval, the training run's group) when the run logged to W&B.
+Exit status: 0 evaluated, 2 bad input (nothing written).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from mmfuse.lifecycle.snapshot import LifecycleError, apply_overrides, clear_hydra, read_run, run_config, stamp
+from mmfuse.tracking.record import RECORD, pid_alive, read_record, write_json_atomic
+
+PROG = "mmfuse eval"
+log = logging.getLogger(__name__)
+logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(lambda r: "Tip:" not in r.getMessage())
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")  # Lightning vs torch 2.14, as in train.py
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dir", help="a run folder (holding run.json, .hydra/ and checkpoints/)")
+    parser.add_argument("overrides", nargs="*", help="key=value changes to the run's config, e.g. data.data_seed=1")
+    parser.add_argument("--ckpt", choices=("best", "last"), default="best", help="which checkpoint (default: best)")
+    parser.add_argument("--no-wandb", action="store_true", help="do not log the evaluation to W&B")
+    return parser.parse_intermixed_args(argv)
+
+
+def checkpoint_path(run_dir: Path, which: str) -> Path:
+    path = run_dir / "checkpoints" / f"{which}.ckpt"
+    if not path.is_file():
+        raise LifecycleError(f"{run_dir}: no {which} checkpoint ({path.relative_to(run_dir)} is missing; "
+                             "was the run trained without checkpoints?)")
+    return path
+
+
+def load_model(cfg, path: Path):
+    """The project's own LightningModule from its checkpoint (torch.load's weights_only default applies)."""
+    from mmfuse.models.build import is_unimodal
+    from mmfuse.models.fusion_module import FusionModule, UnimodalModule
+
+    module_cls = UnimodalModule if is_unimodal(cfg.fusion) else FusionModule
+    try:
+        model = module_cls.load_from_checkpoint(path, map_location="cpu")
+    except Exception as e:  # noqa: BLE001 - truncated zip, pickle error, wrong keys: all one message
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise LifecycleError(f"{path}: cannot load checkpoint (corrupt or not a checkpoint of this run): {first}") from None
+    model.eval()
+    return model
+
+
+def wandb_group(cfg, record: dict[str, Any]) -> str:
+    group = (cfg.logger.get("wandb") or {}).get("group")
+    if group:
+        return str(group)
+    sweep = record.get("sweep_dir")
+    return f"{cfg.experiment_name}-{Path(sweep).name}" if sweep else str(cfg.experiment_name)
+
+
+def log_wandb(cfg, record: dict[str, Any], eval_dir: Path, results: dict[str, Any]) -> dict[str, Any]:
+    """A W&B run of the evaluation; a W&B failure is a warning, never a failed eval."""
+    try:
+        import wandb
+
+        wb = cfg.logger.wandb
+        run = wandb.init(project=wb.get("project") or "mmfuse", entity=wb.get("entity"), group=wandb_group(cfg, record),
+                         job_type="eval", name=f"{record.get('run_name', 'run')}-eval", dir=str(eval_dir),
+                         mode=os.environ.get("WANDB_MODE", "offline"), tags=["eval", str(cfg.fusion.get("name"))],
+                         config={"run_dir": record.get("run_dir"), "ckpt": results["ckpt"],
+                                 "overrides": results["overrides"], "train_wandb_id": (record.get("wandb") or {}).get("id")},
+                         reinit="finish_previous")
+        run.log(results["metrics"])
+        run.summary.update(results["metrics"])
+        info = {"status": "ok", "id": run.id, "mode": getattr(run.settings, "mode", None)}
+        run.finish()
+        return info
+    except Exception as e:  # noqa: BLE001
+        reason = f"{type(e).__name__}: {e}".splitlines()[0][:300]
+        print(f"{PROG}: warning: W&B logging failed, results are on disk: {reason}", file=sys.stderr)
+        return {"status": "disabled", "reason": reason}
+
+
+def evaluate(run_dir: Path, ckpt: str = "best", overrides: list[str] | None = None, use_wandb: bool = True) -> dict[str, Any]:
+    import pytorch_lightning as pl
+    import torch
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from mmfuse.models.frozen import precompute_frozen_embeddings
+    from mmfuse.tracking.history import scalars
+
+    run_dir = Path(run_dir).resolve()
+    record = read_run(run_dir, need_completed=False)
+    if record.get("status") == "running" and pid_alive(record.get("pid")):
+        raise LifecycleError(f"{run_dir} is still being trained by process {record.get('pid')}; evaluate it when it ends")
+    overrides = list(overrides or [])
+    cfg = apply_overrides(run_config(run_dir, record), overrides)
+    path = checkpoint_path(run_dir, ckpt)
+    model = load_model(cfg, path)
+    clear_hydra()
+
+    started = time.time()
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+    if cfg.get("seed") is not None:
+        pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    try:
+        datamodule = instantiate(cfg.data)
+        datamodule.setup("fit")  # as in training: normalisation and vocabularies come from the training split
+    except Exception as e:  # noqa: BLE001
+        raise LifecycleError(f"data: cannot build the data set ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    lacking = [m for m in model.modality_names if m not in datamodule.modalities]
+    if lacking:
+        raise LifecycleError(f"the model needs modalities {lacking}, which data set '{datamodule.name}' lacks "
+                             f"(it has {list(datamodule.modalities)})")
+    precompute_frozen_embeddings(model, datamodule)
+
+    eval_dir = run_dir / "eval" / stamp()
+    eval_dir.mkdir(parents=True)
+    OmegaConf.save(cfg, eval_dir / "config.yaml")
+    trainer = instantiate(cfg.trainer, callbacks=[], logger=False, default_root_dir=str(eval_dir),
+                          enable_checkpointing=False, enable_progress_bar=False)
+    trainer.test(model=model, datamodule=datamodule, verbose=False)
+    metrics = {k: v for k, v in scalars(trainer.callback_metrics).items() if k.startswith("test/")}
+    results = {"run_dir": str(run_dir), "ckpt": ckpt, "checkpoint": str(path), "overrides": overrides,
+               "metrics": metrics, "data_fingerprint": datamodule.fingerprint(),
+               "started": dt.datetime.fromtimestamp(started).isoformat(timespec="seconds"),
+               "seconds": round(time.time() - started, 3), "eval_dir": str(eval_dir)}
+    if use_wandb and "wandb" in (cfg.get("logger") or {}) and cfg.logger.wandb is not None:
+        results["wandb"] = log_wandb(cfg, record, eval_dir, results)
+    write_json_atomic(eval_dir / "results.json", results)
+
+    current = read_record(run_dir)  # re-read: another eval may have appended meanwhile
+    current.setdefault("evals", []).append({k: results[k] for k in ("eval_dir", "ckpt", "overrides", "metrics", "started")})
+    write_json_atomic(run_dir / RECORD, current)
+    return results
+
+
+def print_results(results: dict[str, Any], recorded: dict[str, float]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from mmfuse.reporting.terminal import console
+
+    table = Table(title=f"eval ({results['ckpt']} checkpoint{', ' + ' '.join(results['overrides']) if results['overrides'] else ''})",
+                  title_justify="left", caption=f"written to {results['eval_dir']}", caption_justify="left")
+    for col in ("metric", "eval", "recorded at training", "difference"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for k, v in sorted(results["metrics"].items()):
+        r = recorded.get(k)
+        table.add_row(Text(k), f"{v:.6g}", "—" if r is None else f"{r:.6g}", "—" if r is None else f"{v - r:.3g}")
+    console().print(table)
+
+
+def main(argv: list[str]) -> int:
+    from mmfuse.errors import report
+
+    args = parse_args(argv)
+    try:
+        results = evaluate(Path(args.run_dir), args.ckpt, args.overrides, use_wandb=not args.no_wandb)
+    except LifecycleError as e:
+        report(PROG, e)
+        return e.code
+    print_results(results, read_record(Path(args.run_dir)).get("metrics") or {})
+    return 0

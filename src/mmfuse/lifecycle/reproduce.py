@@ -1,0 +1,216 @@
+"""`mmfuse reproduce RUN_DIR`: re-run a finished run (or a sweep's jobs) from its snapshot and compare the metrics.
+
+The reproduction is a new run folder, never the original:
+  <outputs>/reproductions/<date>_<time>_<microseconds>_<run name>/            for a run
+  <outputs>/reproductions/<date>_<time>_<microseconds>_<sweep>/<job folder>/  for a sweep
+where <outputs> is the folder holding the original's runs/ or sweeps/ (or --out).
+Its run.json records `reproduced_from`.
+
+Verdict: when the environment matches (package versions, thread count,
+accelerator, device, precision) every metric must be equal bit for bit;
+otherwise within --tolerance (absolute). Exit status: 0 all match, 1 a
+metric differs or a reproduction failed, 2 bad input (nothing written).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from mmfuse.lifecycle.snapshot import SNAPSHOT, LifecycleError, clear_hydra, read_run, run_config, stamp, writable
+from mmfuse.tracking.record import RECORD, read_record, write_json_atomic
+
+PROG = "mmfuse reproduce"
+ENVIRONMENT_KEYS = ("threads", "accelerator", "device", "precision")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("path", help="a run folder or a sweep folder")
+    parser.add_argument("--jobs", default=None, help="sweep jobs to reproduce, by job number: 0,3 (default: every completed job)")
+    parser.add_argument("--tolerance", type=float, default=1e-3,
+                        help="largest absolute metric difference accepted when the environment differs (default: 1e-3)")
+    parser.add_argument("--out", default=None, help="outputs folder to put reproductions/ under (default: the original's)")
+    return parser.parse_args(argv)
+
+
+def job_number(run_dir: Path) -> int | None:
+    head = run_dir.name.split("_", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def select_runs(path: Path, jobs: str | None) -> tuple[list[Path], bool]:
+    """The run folders to reproduce and whether `path` is a sweep; every one checked before anything runs."""
+    if not path.exists():
+        raise LifecycleError(f"{path}: no such folder")
+    if (path / RECORD).is_file():
+        if jobs is not None:
+            raise LifecycleError(f"--jobs applies to a sweep folder; {path} is a single run")
+        read_run(path)
+        return [path], False
+    runs = sorted((p for p in path.iterdir() if (p / RECORD).is_file() and job_number(p) is not None), key=job_number)
+    if not runs:
+        raise LifecycleError(f"{path} is neither a run folder nor a sweep folder (no {RECORD} in it or its job folders)")
+    if jobs is not None:
+        try:
+            wanted = [int(j) for j in jobs.split(",") if j.strip()]
+        except ValueError:
+            raise LifecycleError(f"--jobs {jobs!r}: give job numbers separated by commas, e.g. --jobs 0,3") from None
+        by_number = {job_number(r): r for r in runs}
+        missing = [j for j in wanted if j not in by_number]
+        if missing:
+            raise LifecycleError(f"--jobs: sweep {path} has no job(s) {missing} (it has {sorted(by_number)})")
+        runs = [by_number[j] for j in wanted]
+        for r in runs:
+            read_run(r)
+        return runs, True
+    done = []
+    for r in runs:
+        try:
+            read_run(r)
+            done.append(r)
+        except LifecycleError as e:
+            print(f"{PROG}: warning: skipping job {job_number(r)}: {e}", file=sys.stderr)
+    if not done:
+        raise LifecycleError(f"sweep {path}: no completed job to reproduce")
+    return done, True
+
+
+def outputs_root(run_dir: Path, record: dict[str, Any], sweep: bool) -> Path:
+    parent = run_dir.parent.parent if sweep else run_dir.parent
+    if parent.name in ("runs", "sweeps"):
+        return parent.parent
+    return Path(((record.get("config") or {}).get("paths") or {}).get("output_dir") or parent)
+
+
+def environment_differences(original: dict[str, Any], new: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(differences that rule out an exact match, other differences worth knowing)."""
+    strict, notes = [], []
+    ov, nv = original.get("versions") or {}, new.get("versions") or {}
+    for k in sorted(set(ov) | set(nv)):
+        if ov.get(k) != nv.get(k):
+            strict.append(f"{k} {ov.get(k)} -> {nv.get(k)}")
+    oe, ne = original.get("environment") or {}, new.get("environment") or {}
+    for k in ENVIRONMENT_KEYS:
+        if oe.get(k) != ne.get(k):
+            strict.append(f"{k} {oe.get(k)} -> {ne.get(k)}")
+    og, ng = original.get("git") or {}, new.get("git") or {}
+    if og.get("commit") != ng.get("commit"):
+        notes.append(f"git commit {str(og.get('commit'))[:10]} -> {str(ng.get('commit'))[:10]}")
+    if og.get("dirty") != ng.get("dirty"):
+        notes.append(f"dirty tree {og.get('dirty')} -> {ng.get('dirty')}")
+    elif og.get("dirty"):
+        notes.append("dirty tree (uncommitted changes) at both runs")
+    if original.get("data_fingerprint") != new.get("data_fingerprint"):
+        notes.append(f"data fingerprint {str(original.get('data_fingerprint'))[:12]} -> {str(new.get('data_fingerprint'))[:12]}")
+    return strict, notes
+
+
+def compare_metrics(original: dict[str, float], new: dict[str, float], tolerance: float | None) -> list[dict[str, Any]]:
+    """One row per metric of either run; `tolerance` None means bit-for-bit."""
+    rows = []
+    for key in sorted(set(original) | set(new)):
+        a, b = original.get(key), new.get(key)
+        if a is None or b is None:
+            rows.append({"metric": key, "original": a, "reproduced": b, "difference": None, "match": False})
+            continue
+        a, b = float(a), float(b)
+        both_nan = math.isnan(a) and math.isnan(b)
+        diff = 0.0 if both_nan else b - a
+        ok = both_nan or (a == b if tolerance is None else abs(diff) <= tolerance)
+        rows.append({"metric": key, "original": a, "reproduced": b, "difference": diff, "match": ok})
+    return rows
+
+
+def reproduce_one(run_dir: Path, new_dir: Path) -> dict[str, Any]:
+    """Train the run's snapshot config into `new_dir`; returns the new record (status failed on error)."""
+    from mmfuse.errors import report
+    from mmfuse.train import train
+
+    record = read_record(run_dir)
+    cfg = run_config(run_dir, record, new_dir)
+    clear_hydra()
+    (new_dir / ".hydra").mkdir(parents=True)
+    OmegaConf.save(cfg, new_dir / SNAPSHOT)  # a reproduction is itself reproducible
+    try:
+        train(cfg)
+    except Exception as e:  # the new record says failed; the verdict reports it
+        report(f"{PROG} [{new_dir}]", e)
+    finally:
+        try:
+            new = read_record(new_dir)
+        except (FileNotFoundError, ValueError):
+            new = {"status": "failed", "metrics": {}}
+        else:
+            new["reproduced_from"] = {"run_dir": str(run_dir.resolve()), "run_name": record.get("run_name"),
+                                      "status": record.get("status")}
+            write_json_atomic(new_dir / RECORD, new)
+    return new
+
+
+def fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.6g}" if abs(value) >= 1e-4 or value == 0 else f"{value:.3e}"
+
+
+def print_verdict(out, run_dir: Path, new_dir: Path, original: dict, new: dict, tolerance: float) -> bool:
+    from rich.table import Table
+    from rich.text import Text
+
+    strict, notes = environment_differences(original, new)
+    exact = not strict
+    rows = compare_metrics(original.get("metrics") or {}, new.get("metrics") or {}, None if exact else tolerance)
+    ok = new.get("status") == "completed" and all(r["match"] for r in rows) and bool(rows)
+    mode = "exact (environment matches)" if exact else f"within ±{tolerance:g} (environment differs)"
+    table = Table(title=f"{original.get('run_name')}: {run_dir} -> {new_dir}", title_justify="left",
+                  caption=f"comparison: {mode}", caption_justify="left")
+    for col in ("metric", "original", "reproduced", "difference", ""):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for r in rows:
+        table.add_row(Text(r["metric"]), fmt(r["original"]), fmt(r["reproduced"]), fmt(r["difference"]),
+                      Text("ok" if r["match"] else "DIFFERS", style="green" if r["match"] else "bold red"))
+    out.print(table)
+    for line in strict + notes:
+        out.print(Text(f"  environment difference: {line}", style="yellow"))
+    if new.get("status") != "completed":
+        out.print(Text(f"  reproduction {new.get('status')}: {(new.get('error') or {}).get('message', '')}", style="bold red"))
+    bad = sum(not r["match"] for r in rows)
+    verdict = (f"REPRODUCED ({mode}): {len(rows)} metrics match" if ok else
+               f"NOT REPRODUCED ({mode}): {bad} of {len(rows)} metrics differ" if new.get("status") == "completed" else
+               f"NOT REPRODUCED: the reproduction {new.get('status')}")
+    out.print(Text(verdict, style="bold green" if ok else "bold red"))
+    return ok
+
+
+def reproduce(path: Path, jobs: str | None = None, tolerance: float = 1e-3, out_root: Path | None = None) -> int:
+    from mmfuse.reporting.terminal import console
+
+    path = Path(path)
+    runs, sweep = select_runs(path, jobs)
+    root = Path(out_root) if out_root else outputs_root(runs[0], read_record(runs[0]), sweep)
+    if not writable(root):
+        raise LifecycleError(f"{root} is not writable; choose another outputs folder with --out")
+    base = root / "reproductions" / f"{stamp()}_{path.resolve().name if sweep else read_record(runs[0]).get('run_name', 'run')}"
+    out = console()
+    ok = True
+    for run_dir in runs:
+        new_dir = base / run_dir.name if sweep else base
+        new = reproduce_one(run_dir, new_dir)
+        ok &= print_verdict(out, run_dir, new_dir, read_record(run_dir), new, tolerance)
+    if sweep:
+        out.print(f"{len(runs)} job(s) reproduced into {base}: " + ("all match" if ok else "some differ"))
+    return 0 if ok else 1
+
+
+def main(argv: list[str]) -> int:
+    from mmfuse.errors import report
+
+    args = parse_args(argv)
+    try:
+        return reproduce(Path(args.path), args.jobs, args.tolerance, Path(args.out) if args.out else None)
+    except LifecycleError as e:
+        report(PROG, e)
+        return e.code

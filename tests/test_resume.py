@@ -1,0 +1,71 @@
+"""`mmfuse train resume=RUN_DIR`: a run killed with SIGKILL and resumed ends where an uninterrupted run ends."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import ROOT
+
+from mmfuse.lifecycle import reproduce, resume
+
+SLOW = ["data.n_samples=2000", "data.modalities=[image,tabular]", "trainer.max_epochs=2", "callbacks=minimal",
+        "logger=csv", "trainer.enable_progress_bar=false", "model.optimizer.lr=0.01"]
+
+
+def test_sigkilled_run_resumes_to_the_uninterrupted_metrics(tmp_path, capsys):
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    proc = subprocess.Popen([sys.executable, "-m", "mmfuse", "train", "fusion=concat", f"paths.output_dir={tmp_path}", *SLOW],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    record = None
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        found = list(tmp_path.glob("runs/*/run.json"))
+        if found and (found[0].parent / "checkpoints" / "last.ckpt").is_file():
+            try:
+                if len(json.loads(found[0].read_text()).get("history") or []) >= 1:
+                    record = found[0]
+                    time.sleep(0.2)  # into the second epoch
+                    break
+            except json.JSONDecodeError:
+                pass
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed; make SLOW slower"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    run_dir = record.parent
+    killed = json.loads(record.read_text())
+    assert killed["status"] == "running" and killed["metrics"] == {}
+
+    assert resume.main([f"resume={run_dir}"]) == 0
+    done = json.loads(record.read_text())
+    assert done["status"] == "completed" and done["resumed"][0]["previous_status"] == "running"
+    assert [row["epoch"] for row in done["history"]] == [0, 1]
+    assert len(list((tmp_path / "runs").iterdir())) == 1  # the same folder, no new run
+    # an uninterrupted run of the same config: every metric equal
+    capsys.readouterr()
+    assert reproduce.main([str(run_dir)]) == 0, capsys.readouterr().out
+    assert "REPRODUCED (exact" in capsys.readouterr().out
+
+
+def test_resume_refuses_completed_live_and_checkpointless_runs(tmp_path, capsys):
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "config.yaml").write_text("seed: 0\n")
+    cases = [({"status": "completed"}, "already completed"),
+             ({"status": "running", "pid": os.getpid()}, "still being trained by process"),
+             ({"status": "failed"}, "no checkpoints/last.ckpt")]
+    for rec, expected in cases:
+        (run / "run.json").write_text(json.dumps(rec))
+        assert resume.main([f"resume={run}"]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and expected in err, err
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"garbage")
+    assert resume.main([f"resume={run}"]) == 2 and "corrupt" in capsys.readouterr().err
+    assert resume.main([f"resume={tmp_path / 'none'}"]) == 2 and "no such folder" in capsys.readouterr().err
+    assert sorted(p.name for p in run.iterdir()) == [".hydra", "checkpoints", "run.json"]
