@@ -139,3 +139,36 @@ def test_sweep_goes_on_after_failures_and_fail_fast_stops_it(tmp_path):
     assert stop.returncode == 1
     statuses = sorted(json.loads(p.read_text())["status"] for p in (tmp_path / "b").rglob("run.json"))
     assert statuses == ["completed", "failed"]  # the job after the failure never ran
+
+
+def test_lifecycle_commands_refuse_what_is_not_a_finished_run(tmp_path, outputs):
+    before = snapshot(outputs / "runs" / "2026-01-01_00-00-00_000000_concat-s0")
+    failed = run_cli("train", "trainer.max_epochs=0", f"paths.output_dir={tmp_path}", *QUICK[:-1])
+    assert failed.returncode == 1
+    (failed_run,) = [p.parent for p in tmp_path.rglob("run.json")]
+    not_a_run = tmp_path / "not_a_run"
+    not_a_run.mkdir()
+    cases = [
+        (["reproduce", str(failed_run)], "'failed', not 'completed'"),
+        (["train", f"resume={not_a_run}"], str(not_a_run)),
+        (["eval", str(not_a_run)], str(not_a_run)),
+    ]
+    for args, message in cases:
+        result = run_cli(*args)
+        assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr, (args, result.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["not_a_run", "runs"]  # nothing new written
+    assert snapshot(outputs / "runs" / "2026-01-01_00-00-00_000000_concat-s0") == before
+
+
+def test_two_sweeps_launched_together_never_share_a_folder(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    args = [sys.executable, "-m", "mmfuse", "train", "-m", "seed=0", f"paths.output_dir={tmp_path}", *QUICK]
+    env = {**__import__("os").environ, "WANDB_MODE": "offline"}
+    procs = [subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    sweeps = sorted((tmp_path / "sweeps").iterdir())
+    assert len(sweeps) == 2 and all(len(list(s.rglob("run.json"))) == 1 for s in sweeps)
