@@ -76,3 +76,25 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
     (tmp_path / "run" / ".lock").write_text(str(dead.pid))
     RunRecord(tmp_path / "run").acquire()
     assert (tmp_path / "run" / ".lock").read_text() == str(os.getpid())
+
+
+def test_sigkill_during_a_checkpoint_write_leaves_a_loadable_last_ckpt(tmp_path):
+    target = tmp_path / "last.ckpt"
+    script = (
+        "import sys, torch\n"
+        "from mmfuse.tracking.guards import AtomicCheckpointIO\n"
+        "io = AtomicCheckpointIO()\n"
+        "i = 0\n"
+        "while True:\n"
+        "    io.save_checkpoint({'step': i, 'weights': torch.full((20_000_000,), float(i))}, sys.argv[1])\n"
+        "    i += 1\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script, str(target)], cwd=ROOT)
+    deadline = time.time() + 60
+    while not target.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.4)  # well inside a later write of the 80 MB tensor
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    ckpt = torch.load(target, weights_only=True)
+    assert float(ckpt["weights"][-1]) == ckpt["step"]  # a whole checkpoint, old or new, never a torn one
