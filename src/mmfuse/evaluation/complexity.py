@@ -23,7 +23,7 @@ def flops_per_sample(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> 
 
 
 @torch.no_grad()
-def latency_per_sample_ms(model: torch.nn.Module, batch: dict[str, torch.Tensor], repeats: int = 10, warmup: int = 3) -> float:
+def latency_per_sample_ms(model: torch.nn.Module, batch: dict[str, torch.Tensor], repeats: int = 5, warmup: int = 2) -> float:
     """Median wall time of a forward pass over `batch`, per sample, in milliseconds."""
     was_training = model.training
     model.eval()
