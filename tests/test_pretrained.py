@@ -46,7 +46,8 @@ def test_frozen_backbone_gets_no_gradient_and_stays_in_eval_mode():
 
 def test_frozen_encoder_embeddings_are_computed_once_and_used(cfg_factory, monkeypatch):
     cfg = cfg_factory("encoder/image=resnet18", "encoder.image.freeze=true", "data.modalities=[image,tabular]",
-                      "data.interaction=redundant", "logger=none", "data.n_samples=200", "data.image_size=28")
+                      "data.interaction=redundant", "logger=none", "data.n_samples=200", "data.image_size=28",
+                      "evaluation.robustness=false")  # robustness re-encodes corrupted images on purpose
     calls = []
     original = ResNet18Encoder.forward
     monkeypatch.setattr(ResNet18Encoder, "forward", lambda self, x, mask=None: calls.append(len(x)) or original(self, x, mask))
