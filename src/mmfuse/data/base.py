@@ -77,7 +77,7 @@ class MultimodalDataModule(pl.LightningDataModule):
                 for key in sorted(self.splits[split].tensors):
                     t = self.splits[split].tensors[key].contiguous()
                     h.update(f"{split}/{key}/{t.dtype}/{tuple(t.shape)}".encode())
-                    h.update(t.numpy().tobytes())
+                    h.update(t.numpy())  # the buffer itself: no extra copy of large data
             self._fingerprint = h.hexdigest()
         return self._fingerprint
 
