@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from mmfuse.data.spec import ModalitySpec
 from mmfuse.encoders.base import Encoder, require_kind
+from mmfuse.encoders.rnn import run_gru
 
 
 def compact(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -16,7 +16,7 @@ def compact(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     MOSI/MOSEI pickles are) or with gaps would otherwise feed padding into the
     recurrence. x: (B, T, d), mask: (B, T) -> the same shapes, left-aligned.
     """
-    if bool(mask[:, :1].all()) and bool((mask[:, :-1] >= mask[:, 1:]).all()):
+    if not torch.compiler.is_exporting() and bool(mask[:, :1].all()) and bool((mask[:, :-1] >= mask[:, 1:]).all()):
         return x, mask  # already left-aligned
     order = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)
     return x.gather(1, order.unsqueeze(-1).expand_as(x)), mask.gather(1, order)
@@ -41,18 +41,16 @@ class SequenceGRU(Encoder):
         self.gru = nn.GRU(proj_dim, hidden, batch_first=True, bidirectional=bidirectional)
         self.project = nn.Linear(hidden * (2 if bidirectional else 1), out_dim)
 
-    def _run(self, x: torch.Tensor, mask: torch.Tensor | None):
+    def _run(self, x: torch.Tensor, mask: torch.Tensor | None, outputs: bool):
         if mask is None:
             mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
         x, mask = compact(x, mask.bool())
         x = x * mask.unsqueeze(-1).to(x.dtype)  # an empty sequence reads one zero step, whatever its padding holds
-        lengths = mask.sum(1).clamp_min(1).cpu()  # an empty (absent) sequence still yields a state
-        packed = pack_padded_sequence(self.dropout(self.input(x)), lengths, batch_first=True, enforce_sorted=False)
-        out, h_n = self.gru(packed)
+        out, h_n = run_gru(self.gru, self.dropout(self.input(x)), mask, outputs=outputs)
         return out, h_n, mask
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        _, h_n, _ = self._run(x, mask)
+        _, h_n, _ = self._run(x, mask, outputs=False)
         return self.project(torch.cat(list(h_n), dim=-1))
 
     def tokens(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,6 +58,5 @@ class SequenceGRU(Encoder):
 
     def encode(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(pooled (B, out_dim), tokens (B, T, out_dim), token mask (B, T)) from one pass of the GRU."""
-        out, h_n, mask = self._run(x, mask)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        out, h_n, mask = self._run(x, mask, outputs=True)
         return self.project(torch.cat(list(h_n), dim=-1)), self.project(out), mask

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from mmfuse.data.spec import ModalitySpec
 from mmfuse.encoders.base import Encoder, require_kind
+from mmfuse.encoders.rnn import run_gru
 
 
 def _mask_or_nonpad(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -30,23 +30,16 @@ class TextGRU(Encoder):
         width = hidden * (2 if bidirectional else 1)
         self.project = nn.Linear(width, out_dim)
 
-    def _run(self, x: torch.Tensor, mask: torch.Tensor | None):
-        mask = _mask_or_nonpad(x, mask)
-        lengths = mask.sum(1).clamp_min(1).cpu()
-        packed = pack_padded_sequence(self.embed(x), lengths, batch_first=True, enforce_sorted=False)
-        out, h_n = self.gru(packed)
-        return out, h_n, mask
-
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        _, h_n, _ = self._run(x, mask)
+        _, h_n = run_gru(self.gru, self.embed(x), _mask_or_nonpad(x, mask), outputs=False)
         return self.project(torch.cat(list(h_n), dim=-1))
 
     def tokens(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         return self.encode(x, mask)[1:]
 
     def encode(self, x: torch.Tensor, mask: torch.Tensor | None = None):
-        out, h_n, mask = self._run(x, mask)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        mask = _mask_or_nonpad(x, mask)
+        out, h_n = run_gru(self.gru, self.embed(x), mask)
         return self.project(torch.cat(list(h_n), dim=-1)), self.project(out), mask
 
 

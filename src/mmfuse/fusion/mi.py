@@ -56,6 +56,6 @@ class MultiplicativeInteraction(Fusion):
         c = torch.where(is_present[self.context].unsqueeze(-1), c, torch.zeros_like(c))
         shift = self.bias_generator(c)
         if self.form == "matrix":
-            dynamic = self.weight_generator(c).view(len(c), x.shape[-1], self.out_dim)
+            dynamic = self.weight_generator(c).view(-1, x.shape[-1], self.out_dim)
             return self.static(x) + torch.bmm(x.unsqueeze(1), dynamic).squeeze(1) + shift
         return x * (1 + self.gate_generator(c)) + shift
