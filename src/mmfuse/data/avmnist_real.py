@@ -131,6 +131,14 @@ class AVMNISTRealDataModule(MultimodalDataModule):
         return {"name": self.name, **{k: getattr(self, k) for k in keys}}
 
     # --- inputs ------------------------------------------------------------------------
+    def preprocessing(self) -> dict[str, dict[str, Any]]:
+        self.setup()
+        return {
+            "image": {"reader": "image", "size": 28, "channels": 1, "mean": [MNIST_MEAN], "std": [MNIST_STD]},
+            "audio": {"reader": "audio", "sample_rate": self.sample_rate, "seconds": self.audio_seconds, "features": "logmel",
+                      "n_fft": self.n_fft, "hop": self.hop, "n_mels": self.n_mels, **self.audio_stats},
+        }
+
     def _missing_error(self, what: str, looked: list[Path]) -> FileNotFoundError:
         return FileNotFoundError(
             f"{what} not found; looked for {', '.join(str(p) for p in looked)}. Either put the files there "

@@ -48,6 +48,15 @@ class MultimodalDataModule(pl.LightningDataModule):
         """Parameters that, with the tensors, identify the data exactly."""
         return {}
 
+    def preprocessing(self) -> dict[str, dict[str, Any]]:
+        """Per modality, how one raw input becomes the model's tensor (`mmfuse export` stores it; `predict` applies it).
+
+        Readers: image, audio, text, hf_text, numbers (see mmfuse.deploy.preprocess);
+        the default is `array`: a saved .npy of the spec's shape, already preprocessed.
+        """
+        self.setup()
+        return {m: {"reader": "array", "shape": list(s.shape), "dtype": s.dtype} for m, s in self.modalities.items()}
+
     # --- Lightning hooks ---------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
         if not self.splits:

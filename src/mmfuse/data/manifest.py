@@ -46,7 +46,6 @@ import csv
 import json
 import logging
 import math
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,23 +55,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mmfuse.data.audio import fix_length, log_spectrogram, read_wav, spectrogram_frames
+from mmfuse.data.audio import fix_length, read_wav
 from mmfuse.data.base import MultimodalDataModule
 from mmfuse.data.batches import TensorDictDataset
+from mmfuse.data.decode import (AUDIO_EXTENSIONS, AUDIO_FEATURES, IMAGE_EXTENSIONS, UNK, image_pixels,  # noqa: F401
+                                token_ids, tokenize, wave_features)
 from mmfuse.data.readers import SampleErrors, read_image, require_file
 from mmfuse.data.spec import ModalitySpec
 
 log = logging.getLogger(__name__)
 
 MODALITY_KINDS = ("image", "audio", "text", "tabular")
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
-AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".aiff", ".aif"}
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "dev": "val", "test": "test"}
 TASKS = ("auto", "multiclass", "multilabel", "regression")
-AUDIO_FEATURES = ("logmel", "log", "waveform")
-GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
-TOKEN = re.compile(r"\w+|[^\w\s]")
-PAD, UNK = 0, 1
 MISSING = object()  # a column the row lacks (short CSV row, JSONL object without the key)
 
 
@@ -114,11 +109,6 @@ def _label_text(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value).strip()
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-cased words and punctuation marks."""
-    return TOKEN.findall(text.lower())
 
 
 def read_rows(path: Path) -> tuple[list[str], list[Row]]:
@@ -308,6 +298,8 @@ class ManifestDataModule(MultimodalDataModule):
         self.columns: dict[str, Any] = {}
         self.vocabulary: list[str] = []
         self.image_stats: dict[str, list[float]] = {}
+        self.audio_stats: dict[str, float | None] = {"mean": None, "std": None}
+        self.tabular_stats: dict[str, list[float] | None] = {"mean": None, "std": None}
         self._black = torch.zeros(1)
         self._specs: dict[str, ModalitySpec] = {}
 
@@ -327,6 +319,26 @@ class ManifestDataModule(MultimodalDataModule):
                 "augment", "sample_rate", "audio_seconds", "audio_features", "n_fft", "hop", "n_mels", "vocab_size_limit",
                 "min_freq", "max_text_length", "tokenizer", "skipped")
         return {"name": self.name, "path": self.path.name, **{k: getattr(self, k) for k in keys}}
+
+    def preprocessing(self) -> dict[str, dict[str, Any]]:
+        specs = self.modalities  # sets up
+        out: dict[str, dict[str, Any]] = {}
+        if "image" in specs:
+            out["image"] = {"reader": "image", "size": self.image_size, "channels": specs["image"].shape[0], **self.image_stats}
+        if "audio" in specs:
+            out["audio"] = {"reader": "audio", "sample_rate": self.sample_rate, "seconds": self.audio_seconds,
+                            "features": self.audio_features, "n_fft": self.n_fft, "hop": self.hop, "n_mels": self.n_mels,
+                            **self.audio_stats}
+        if "text" in specs:
+            length = specs["text"].shape[0]
+            out["text"] = {"reader": "hf_text", "tokenizer": self.tokenizer, "length": length} if self.tokenizer else \
+                {"reader": "text", "vocabulary": list(self.vocabulary), "length": length}
+        if "tabular" in specs:
+            out["tabular"] = {"reader": "numbers", "columns": list(self.columns["tabular"]), **self.tabular_stats}
+        for m in out:
+            if m != "tabular":
+                out[m]["column"] = self.columns[m]
+        return out
 
     # --- columns -----------------------------------------------------------------
     def _where(self, row: Row, column: str | None = None) -> str:
@@ -531,8 +543,6 @@ class ManifestDataModule(MultimodalDataModule):
         return path
 
     def _decode_image(self, row: Row) -> torch.Tensor | None:
-        import torchvision.transforms.v2.functional as TF
-
         path = self._file(row, "image")
         if path is None:
             return None
@@ -541,10 +551,7 @@ class ManifestDataModule(MultimodalDataModule):
         except ValueError as e:
             self.errors("unreadable_image", f"{self._where(row, self.columns['image'])}: {e}")
             raise _SkipRow from None
-        grey = self.image_channels == 1 or (self.image_channels is None and img.mode in GREY_MODES)
-        t = TF.pil_to_tensor(img.convert("L" if grey else "RGB"))
-        t = TF.resize(t, [self.image_size], antialias=True)
-        return TF.center_crop(t, [self.image_size, self.image_size])
+        return image_pixels(img, self.image_size, self.image_channels)
 
     def _decode_audio(self, row: Row) -> torch.Tensor | None:
         path = self._file(row, "audio")
@@ -562,15 +569,7 @@ class ManifestDataModule(MultimodalDataModule):
         return int(round(self.audio_seconds * self.sample_rate))
 
     def _audio_features(self, waves: torch.Tensor) -> torch.Tensor:
-        if self.audio_features == "waveform":
-            return waves[:, None, :]
-        n_mels = self.n_mels if self.audio_features == "logmel" else None
-        chunks = [log_spectrogram(w, self.sample_rate, n_fft=self.n_fft, hop=self.hop, n_mels=n_mels)
-                  for w in waves.split(1024)]
-        if not chunks:
-            bands = n_mels or self.n_fft // 2 + 1
-            return torch.zeros(0, 1, bands, spectrogram_frames(self.audio_length, self.hop))
-        return torch.cat(chunks)[:, None]
+        return wave_features(waves, self.sample_rate, self.audio_features, self.n_fft, self.hop, self.n_mels, self.audio_length)
 
     # --- build ---------------------------------------------------------------------
     def _build(self) -> dict[str, TensorDictDataset]:
@@ -675,6 +674,7 @@ class ManifestDataModule(MultimodalDataModule):
         observed = feats[train & present]
         if self.audio_features != "waveform" and len(observed):
             mean, std = observed.mean(), observed.std(correction=0).clamp_min(1e-6)
+            self.audio_stats = {"mean": float(mean), "std": float(std)}
             feats = (feats - mean) / std
         return torch.where(present.view(-1, *[1] * (feats.dim() - 1)), feats, torch.zeros(()))
 
@@ -686,12 +686,8 @@ class ManifestDataModule(MultimodalDataModule):
         self.vocabulary = ["<pad>", "<unk>", *frequent[: self.vocab_size_limit - 2]]
         ids = {t: i for i, t in enumerate(self.vocabulary)}
         length = max(1, min(self.max_text_length, max((len(t) for t in tokens), default=1)))
-        x = torch.zeros(len(rows), length, dtype=torch.long)
-        for i, toks in enumerate(tokens):
-            row_ids = [ids.get(t, UNK) for t in toks[:length]]
-            x[i, : len(row_ids)] = torch.tensor(row_ids, dtype=torch.long)
-        lengths = torch.tensor([min(len(t), length) for t in tokens])
-        return x, torch.arange(length)[None, :] < lengths[:, None]
+        pairs = [token_ids(toks, ids, length) for toks in tokens]
+        return torch.stack([x for x, _ in pairs]), torch.stack([m for _, m in pairs])
 
     def _hf_text_tensor(self, rows: list[Row], present: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
         """Ids and mask from a local Hugging Face tokenizer (the one the text encoder's model was trained with)."""
@@ -719,6 +715,7 @@ class ManifestDataModule(MultimodalDataModule):
         observed = x[train & present]
         if len(observed):
             mean, std = observed.mean(0), observed.std(0, correction=0).clamp_min(1e-6)
+            self.tabular_stats = {"mean": mean.tolist(), "std": std.tolist()}
             x = (x - mean) / std
         return torch.where(present[:, None], x, torch.zeros(()))
 
