@@ -17,6 +17,8 @@ commands:
   compare   summarise runs or sweeps: mean ± std over seeds per strategy
   reproduce re-run a run (or a sweep's jobs) from its config snapshot and compare the metrics
   eval      evaluate a run's best (or last) checkpoint with the run's own config (overrides allowed)
+  export    write a run's model as a self-checked torch.export (.pt2) / ONNX artifact with its preprocessing
+  predict   class names and probabilities for image / audio / text files, from an artifact or a run
 
 `mmfuse <command> --help` for a command's options.
 """
@@ -99,6 +101,14 @@ def main(argv: list[str] | None = None) -> int:
         from mmfuse.lifecycle.evaluate import main as eval_main
 
         return eval_main(rest)
+    if command == "export":
+        from mmfuse.deploy.export import main as export_main
+
+        return export_main(rest)
+    if command == "predict":
+        from mmfuse.deploy.predict import main as predict_main
+
+        return predict_main(rest)
     print(f"mmfuse: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 

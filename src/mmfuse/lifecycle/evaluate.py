@@ -32,6 +32,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("overrides", nargs="*", help="key=value changes to the run's config, e.g. data.data_seed=1")
     parser.add_argument("--ckpt", choices=("best", "last"), default="best", help="which checkpoint (default: best)")
     parser.add_argument("--no-wandb", action="store_true", help="do not log the evaluation to W&B")
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="load the checkpoint with weights_only=False (runs pickled code: only for checkpoints you trust)")
     return parser.parse_intermixed_args(argv)
 
 
@@ -43,17 +45,23 @@ def checkpoint_path(run_dir: Path, which: str) -> Path:
     return path
 
 
-def load_model(cfg, path: Path):
-    """The project's own LightningModule from its checkpoint (torch.load's weights_only default applies)."""
+def load_model(cfg, path: Path, trust: bool = False):
+    """The project's own LightningModule from its checkpoint.
+
+    Loaded with `weights_only=True` (tensors and plain containers only, no
+    code runs) unless `trust`: --trust-checkpoint, for checkpoints whose
+    origin the user vouches for.
+    """
     from mmfuse.models.build import is_unimodal
     from mmfuse.models.fusion_module import FusionModule, UnimodalModule
 
     module_cls = UnimodalModule if is_unimodal(cfg.fusion) else FusionModule
     try:
-        model = module_cls.load_from_checkpoint(path, map_location="cpu")
+        model = module_cls.load_from_checkpoint(path, map_location="cpu", weights_only=not trust)
     except Exception as e:  # noqa: BLE001 - truncated zip, pickle error, wrong keys: all one message
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        raise LifecycleError(f"{path}: cannot load checkpoint (corrupt or not a checkpoint of this run): {first}") from None
+        hint = "" if trust else "; if it holds more than weights and you trust its origin, pass --trust-checkpoint"
+        raise LifecycleError(f"{path}: cannot load checkpoint (corrupt or not a checkpoint of this run): {first}{hint}") from None
     model.eval()
     return model
 
@@ -89,7 +97,8 @@ def log_wandb(cfg, record: dict[str, Any], eval_dir: Path, results: dict[str, An
         return {"status": "disabled", "reason": reason}
 
 
-def evaluate(run_dir: Path, ckpt: str = "best", overrides: list[str] | None = None, use_wandb: bool = True) -> dict[str, Any]:
+def evaluate(run_dir: Path, ckpt: str = "best", overrides: list[str] | None = None, use_wandb: bool = True,
+             trust: bool = False) -> dict[str, Any]:
     import pytorch_lightning as pl
     import torch
     from hydra.utils import instantiate
@@ -105,7 +114,7 @@ def evaluate(run_dir: Path, ckpt: str = "best", overrides: list[str] | None = No
     overrides = list(overrides or [])
     cfg = apply_overrides(run_config(run_dir, record), overrides)
     path = checkpoint_path(run_dir, ckpt)
-    model = load_model(cfg, path)
+    model = load_model(cfg, path, trust)
     clear_hydra()
 
     started = time.time()
@@ -166,7 +175,8 @@ def main(argv: list[str]) -> int:
 
     args = parse_args(argv)
     try:
-        results = evaluate(Path(args.run_dir), args.ckpt, args.overrides, use_wandb=not args.no_wandb)
+        results = evaluate(Path(args.run_dir), args.ckpt, args.overrides, use_wandb=not args.no_wandb,
+                           trust=args.trust_checkpoint)
     except LifecycleError as e:
         report(PROG, e)
         return e.code

@@ -1,0 +1,248 @@
+"""`mmfuse export RUN_DIR`: the trained model as a self-contained, self-checked artifact.
+
+Writes <run>/export/<date>_<time>_<microseconds>/ (or --out DIR, which must
+not exist yet): model.pt2 (torch.export, default), model.onnx (--format
+onnx or both; needs the onnx and onnxscript packages), example.pt and
+mmfuse_artifact.json (inputs, class names, preprocessing, checks). The
+program returns class probabilities (softmax; sigmoid per label for a
+multilabel task; raw values for a regression).
+
+Before anything is kept, the saved program is loaded back and run on test
+batches (all test samples up to --check-samples, and a single sample); the
+largest absolute difference from the checkpoint's PyTorch model must stay
+within --tolerance, or nothing is written. The folder is filled under a
+temporary name and renamed at the end.
+Exit status: 0 exported, 2 bad input, 1 the self-check failed.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.util
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from mmfuse.deploy.artifact import ARTIFACT_JSON, EXAMPLE, EXPORTS, FORMAT_VERSION, ONNX, PROGRAM, Artifact
+from mmfuse.lifecycle.snapshot import LifecycleError, read_run, run_config, stamp
+from mmfuse.tracking.record import RECORD, pid_alive, read_record, write_json_atomic
+
+PROG = "mmfuse export"
+FORMATS = ("pt2", "onnx", "both")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dir", help="a completed run folder (run.json, .hydra/, checkpoints/)")
+    parser.add_argument("--ckpt", choices=("best", "last"), default="best", help="which checkpoint (default: best)")
+    parser.add_argument("--format", choices=FORMATS, default="pt2", help="pt2 (torch.export, default), onnx, or both")
+    parser.add_argument("--out", type=Path, help="artifact folder (default: <run>/export/<timestamp>/); must not exist")
+    parser.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed |exported - PyTorch| (default 1e-4)")
+    parser.add_argument("--check-samples", type=int, default=64, help="test samples the self-check runs (default 64)")
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="load the checkpoint with weights_only=False (runs pickled code: only for checkpoints you trust)")
+    return parser.parse_args(argv)
+
+
+def check_onnx_available() -> None:
+    missing = [p for p in ("onnx", "onnxscript") if importlib.util.find_spec(p) is None]
+    if missing:
+        raise LifecycleError(f"--format onnx needs the {' and '.join(missing)} package(s): pip install -e '.[onnx]' "
+                             "(or use --format pt2)")
+
+
+class Exportable:
+    """Builds the nn.Module that is exported: dict of inputs -> probabilities."""
+
+    def __new__(cls, model, task: str):
+        import torch
+        from torch import nn
+
+        class _Program(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.model = model
+
+            def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+                scores = self.model(inputs, inputs["present"])
+                if task == "multiclass":
+                    return scores.softmax(-1)
+                if task == "multilabel":
+                    return scores.sigmoid()
+                return scores
+
+        return _Program().eval()
+
+
+def input_batch(model, datamodule, n: int) -> dict[str, Any]:
+    """The first n test samples as the program's inputs: present (B, M) over the model's modalities, tensors, masks."""
+    import torch
+
+    data = datamodule.splits["test"][torch.arange(min(n, len(datamodule.splits["test"])))]
+    inputs = {"present": model.present_mask(data)}
+    for m in model.modality_names:
+        inputs[m] = data[m]
+        if model.specs[m].has_mask:
+            inputs[f"{m}_mask"] = data[f"{m}_mask"].bool()
+    return inputs
+
+
+def max_diff(a, b) -> float:
+    return float((a.double() - b.double()).abs().max()) if a.numel() else 0.0
+
+
+def export_pt2(program, inputs: dict, folder: Path) -> None:
+    import torch
+
+    batch = torch.export.Dim("batch", min=1)
+    ep = torch.export.export(program, (inputs,), dynamic_shapes=({k: {0: batch} for k in inputs},))
+    torch.export.save(ep, str(folder / PROGRAM))
+    return ep
+
+
+def export_onnx(ep, inputs: dict, reference, folder: Path) -> dict[str, Any]:
+    import torch
+
+    onnx_program = torch.onnx.export(ep, (inputs,), dynamo=True, verbose=False)
+    onnx_program.save(str(folder / ONNX))
+    info: dict[str, Any] = {"file": ONNX}
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        info["verified"] = "not run: onnxruntime is not installed"
+        return info
+    session = ort.InferenceSession(str(folder / ONNX), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    info["input_names"] = names
+    values = list(inputs.values())  # the program's inputs flatten in the dict's order
+    out = session.run(None, {n: v.numpy() for n, v in zip(names, values)})[0]
+    info["max_abs_diff"] = max_diff(torch.from_numpy(out), reference)
+    return info
+
+
+def export_run(run_dir: Path, ckpt: str = "best", fmt: str = "pt2", out: Path | None = None, trust: bool = False,
+               tolerance: float = 1e-4, check_samples: int = 64) -> dict[str, Any]:
+    import pytorch_lightning as pl
+    import torch
+    from hydra.utils import instantiate
+
+    from mmfuse.lifecycle.evaluate import checkpoint_path, load_model
+
+    run_dir = Path(run_dir).resolve()
+    if fmt not in FORMATS:
+        raise LifecycleError(f"--format {fmt!r}; expected one of {list(FORMATS)}")
+    if not tolerance > 0 or check_samples < 1:
+        raise LifecycleError(f"--tolerance must be > 0 and --check-samples >= 1, got {tolerance} and {check_samples}")
+    if fmt in ("onnx", "both"):
+        check_onnx_available()
+    record = read_run(run_dir, need_completed=False)
+    if record.get("status") == "running" and pid_alive(record.get("pid")):
+        raise LifecycleError(f"{run_dir} is still being trained by process {record.get('pid')}; export it when it ends")
+    if record.get("status") != "completed":
+        raise LifecycleError(f"{run_dir}: run status is {record.get('status')!r}, not 'completed'; only a completed run is exported")
+    folder = Path(out).resolve() if out else run_dir / EXPORTS / stamp()
+    if folder.exists():
+        raise LifecycleError(f"--out {folder} already exists; choose a new folder (nothing is overwritten)")
+    cfg = run_config(run_dir, record)
+    path = checkpoint_path(run_dir, ckpt)
+    model = load_model(cfg, path, trust)
+
+    started = time.time()
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+    pl.seed_everything(int(cfg.get("seed") or 0), verbose=False)
+    try:
+        datamodule = instantiate(cfg.data)
+        datamodule.setup("fit")  # normalisation and vocabularies come from the training split, as in training
+    except Exception as e:  # noqa: BLE001
+        raise LifecycleError(f"data: cannot build the run's data set for the self-check ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    preprocessing = {m: p for m, p in datamodule.preprocessing().items() if m in model.modality_names}
+
+    program = Exportable(model, model.task)
+    inputs = input_batch(model, datamodule, check_samples)
+    single = {k: v[:1] for k, v in inputs.items()}
+    with torch.no_grad():
+        reference, reference_single = program(inputs), program(single)
+
+    tmp = folder.parent / f".{folder.name}.tmp"
+    tmp.mkdir(parents=True)
+    try:
+        ep = export_pt2(program, inputs, tmp)
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "task": model.task,
+            "outputs": "values" if model.task == "regression" else "probabilities",
+            "class_names": list(model.hparams.class_names) if model.hparams.get("class_names") else None,
+            "inputs": [{"name": k, "shape": list(v.shape[1:]), "dtype": str(v.dtype).removeprefix("torch.")} for k, v in inputs.items()],
+            "modalities": [{"name": m, "kind": s.kind, "shape": list(s.shape), "dtype": s.dtype, "has_mask": s.has_mask}
+                           for m, s in model.specs.items()],
+            "preprocessing": preprocessing,
+            "source": {"run_dir": str(run_dir), "checkpoint": str(path), "ckpt": ckpt, "run_name": record.get("run_name"),
+                       "fusion": (record.get("choices") or {}).get("fusion") or cfg.fusion.get("name"),
+                       "data": datamodule.name, "data_fingerprint": datamodule.fingerprint(),
+                       "test_metrics": {k: v for k, v in (record.get("metrics") or {}).items() if k.startswith("test/")}},
+            "versions": {"torch": torch.__version__},
+            "created": dt.datetime.now().isoformat(timespec="seconds"),
+        }
+        (tmp / ARTIFACT_JSON).write_text(json.dumps(meta, indent=2))
+        # the check runs the program as a user gets it: loaded back from disk
+        loaded = Artifact(tmp)
+        diffs = {"batch": max_diff(loaded(inputs), reference), "single_sample": max_diff(loaded(single), reference_single)}
+        checks: dict[str, Any] = {"pt2": {"file": PROGRAM, "max_abs_diff": max(diffs.values()), **diffs},
+                                  "samples": len(reference), "tolerance": tolerance}
+        if fmt in ("onnx", "both"):
+            checks["onnx"] = export_onnx(ep, inputs, reference, tmp)
+            if fmt == "onnx":
+                (tmp / PROGRAM).unlink()  # onnx alone was asked for; the .pt2 served the conversion
+                checks["pt2"]["kept"] = False
+        failed = {k: c["max_abs_diff"] for k, c in checks.items()
+                  if isinstance(c, dict) and isinstance(c.get("max_abs_diff"), float) and not c["max_abs_diff"] <= tolerance}
+        if failed:
+            raise LifecycleError(f"self-check failed: max |exported - PyTorch| {failed} exceeds --tolerance {tolerance}; "
+                                 "nothing was written", code=1)
+        meta["checks"] = checks
+        meta["seconds"] = round(time.time() - started, 3)
+        (tmp / ARTIFACT_JSON).write_text(json.dumps(meta, indent=2))
+        torch.save({"inputs": {k: v[:4] for k, v in inputs.items()}, "outputs": reference[:4]}, tmp / EXAMPLE)
+        tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+    if folder.is_relative_to(run_dir):
+        current = read_record(run_dir)
+        current.setdefault("exports", []).append({"folder": str(folder), "ckpt": ckpt, "format": fmt, "checks": checks,
+                                                  "created": meta["created"]})
+        write_json_atomic(run_dir / RECORD, current)
+    return {"folder": str(folder), **meta}
+
+
+def print_result(result: dict[str, Any]) -> None:
+    checks = result["checks"]
+    print(f"exported {result['source']['run_name']} ({result['source']['fusion']}, {result['source']['ckpt']} checkpoint) "
+          f"to {result['folder']}")
+    for fmt in ("pt2", "onnx"):
+        c = checks.get(fmt)
+        if not c or c.get("kept") is False:
+            continue
+        diff = c.get("max_abs_diff")
+        verdict = f"max |diff| {diff:.3g} vs PyTorch on {checks['samples']} test samples (tolerance {checks['tolerance']:g})" \
+            if diff is not None else c.get("verified", "")
+        print(f"  {c['file']}: {verdict}")
+
+
+def main(argv: list[str]) -> int:
+    from mmfuse.errors import report
+
+    args = parse_args(argv)
+    try:
+        result = export_run(Path(args.run_dir), args.ckpt, args.format, args.out, args.trust_checkpoint, args.tolerance,
+                            args.check_samples)
+    except LifecycleError as e:
+        report(PROG, e)
+        return e.code
+    print_result(result)
+    return 0

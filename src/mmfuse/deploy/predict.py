@@ -1,0 +1,242 @@
+"""`mmfuse predict RUN_DIR_OR_ARTIFACT INPUT...`: class names and probabilities for raw files.
+
+Inputs, one sample from the files given on the command line:
+  mmfuse predict outputs/runs/<run> digit.png seven.wav
+  mmfuse predict ARTIFACT image=digit.png audio=seven.wav   (MODALITY=FILE says which input it feeds)
+A file's modality follows from its extension (images, WAV/FLAC/OGG audio,
+.txt text, .npy arrays); a modality not given is absent for that sample
+(the model's own missing-modality rule applies). Several files of one
+modality and none of another make one sample per file.
+Or many samples from a manifest (--input manifest.csv|.tsv|.jsonl): a
+column per modality, named as in the training manifest or after the
+modality; relative paths are relative to the manifest; an empty cell is an
+absent modality; an `id` column is kept in the output.
+
+RUN_DIR uses the run's newest export (<run>/export/*), exporting it first
+when there is none. Prints a table; --output FILE.csv also writes every
+class's probability (the file must not exist yet).
+Exit status: 0 predicted, 2 bad input (nothing written).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+PROG = "mmfuse predict"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", help="an export artifact folder (or its model.pt2), or a run folder")
+    parser.add_argument("files", nargs="*", help="input files (FILE or MODALITY=FILE)")
+    parser.add_argument("--input", type=Path, help="a manifest (.csv, .tsv, .jsonl) of samples")
+    parser.add_argument("--output", type=Path, help="write predictions and per-class probabilities to this .csv (new file)")
+    parser.add_argument("--top", type=int, default=3, help="classes shown per sample (default 3)")
+    parser.add_argument("--batch-size", type=int, default=256, help="samples per forward pass (default 256)")
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="when a run has no export yet: load its checkpoint with weights_only=False")
+    return parser.parse_args(argv)
+
+
+def _error(message: str):
+    from mmfuse.deploy.preprocess import InputError
+
+    return InputError(message)
+
+
+def samples_from_files(files: list[str], pre) -> tuple[list[dict[str, Any]], list[str]]:
+    """Samples from FILE / MODALITY=FILE arguments; the modality of a bare file follows from its extension."""
+    from mmfuse.deploy.preprocess import DESCRIBE, READER_KIND, file_kind
+
+    by_modality: dict[str, list[Path]] = {}
+    for arg in files:
+        name, sep, value = arg.partition("=")
+        if sep and name in pre.modalities:
+            modality, path = name, Path(value)
+        elif sep and not Path(arg).exists():
+            raise _error(f"{arg}: the model has no modality {name!r}; its inputs are {pre.describe()}")
+        else:
+            path = Path(arg)
+            kind = file_kind(path)
+            matches = [m for m in pre.modalities if READER_KIND[pre.reader(m)] == kind]
+            if not matches:
+                what = DESCRIBE[kind] if kind else f"a '{path.suffix or 'no extension'}' file"
+                raise _error(f"{path} is {what}, which this model does not take; its inputs are {pre.describe()}")
+            if len(matches) > 1:
+                raise _error(f"{path} could feed {matches}; say which with MODALITY={path}")
+            modality = matches[0]
+        pre.check_file(modality, path, "input")
+        by_modality.setdefault(modality, []).append(path)
+    n = max(len(v) for v in by_modality.values())
+    uneven = {m: len(v) for m, v in by_modality.items() if len(v) not in (1, n)}
+    if uneven:
+        raise _error(f"{n} files of one modality but {uneven} of others; give one file per modality, or the same number of each")
+    samples = [{m: (v[i] if len(v) == n else v[0]) for m, v in by_modality.items()} for i in range(n)]
+    return samples, [" ".join(str(p) for p in s.values()) for s in samples]
+
+
+def read_manifest(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line, row) pairs of a CSV/TSV (header on line 1) or JSONL manifest."""
+    if not path.is_file():
+        raise _error(f"--input {path}: no such file")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".jsonl":
+        rows = []
+        for i, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append((i, json.loads(line)))
+                except ValueError as e:
+                    raise _error(f"--input {path} line {i}: not a JSON object ({e})") from None
+        return rows
+    reader = csv.DictReader(text.splitlines(), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+    return [(i, row) for i, row in enumerate(reader, 2)]
+
+
+def samples_from_manifest(path: Path, pre) -> tuple[list[dict[str, Any]], list[str]]:
+    rows = read_manifest(path)
+    if not rows:
+        raise _error(f"--input {path}: no rows")
+    header = set(rows[0][1])
+    columns: dict[str, Any] = {}
+    for m in pre.modalities:
+        p = pre.params[m]
+        if p["reader"] == "numbers":
+            if all(c in header for c in p["columns"]):
+                columns[m] = p["columns"]
+        else:
+            columns[m] = next((c for c in (p.get("column"), m) if c and c in header), None)
+    columns = {m: c for m, c in columns.items() if c}
+    if not columns:
+        wanted = {m: pre.params[m].get("column") or pre.params[m].get("columns") or m for m in pre.modalities}
+        raise _error(f"--input {path}: no column feeds the model; expected columns {wanted}, found {sorted(header)}")
+    samples, names = [], []
+    for line, row in rows:
+        sample: dict[str, Any] = {}
+        for m, c in columns.items():
+            if isinstance(c, list):
+                cells = [row.get(k) for k in c]
+                if any(v in (None, "") for v in cells):
+                    continue
+                sample[m] = cells
+                continue
+            value = row.get(c)
+            if value in (None, ""):
+                continue
+            reader = pre.params[m]["reader"]
+            sample[m] = value if reader in ("text", "hf_text") else (path.parent / str(value) if not Path(str(value)).is_absolute() else Path(str(value)))
+        if not sample:
+            raise _error(f"--input {path} line {line}: every input is empty")
+        samples.append(sample)
+        names.append(str(row.get("id") or f"line {line}"))
+    return samples, names
+
+
+def describe(probs, meta: dict[str, Any], top: int) -> list[dict[str, Any]]:
+    import torch
+
+    classes = meta.get("class_names") or [str(i) for i in range(probs.shape[1])]
+    out = []
+    for row in probs:
+        if meta["task"] == "regression":
+            out.append({"prediction": f"{float(row[0]):.6g}", "probability": None, "others": "", "values": row.tolist()})
+            continue
+        if meta["task"] == "multilabel":
+            chosen = [classes[i] for i in torch.nonzero(row >= 0.5).flatten().tolist()]
+            out.append({"prediction": "|".join(chosen) or "(none)", "probability": None,
+                        "others": ", ".join(f"{classes[i]} {row[i]:.3f}" for i in row.argsort(descending=True)[:top].tolist()),
+                        "values": row.tolist()})
+            continue
+        order = row.argsort(descending=True).tolist()
+        out.append({"prediction": classes[order[0]], "probability": float(row[order[0]]),
+                    "others": ", ".join(f"{classes[i]} {row[i]:.3f}" for i in order[1:top]), "values": row.tolist()})
+    return out
+
+
+def resolve_artifact(model: str, trust: bool) -> Path:
+    from mmfuse.deploy.artifact import find_artifact
+
+    folder = find_artifact(model)
+    if folder is not None:
+        return folder
+    from mmfuse.deploy.export import export_run, print_result
+
+    print(f"{PROG}: {model} has no export yet; exporting it first (mmfuse export {model})", file=sys.stderr)
+    result = export_run(Path(model), trust=trust)
+    print_result(result)
+    return Path(result["folder"])
+
+
+def predict(model: str, files: list[str], manifest: Path | None, batch_size: int = 256, trust: bool = False):
+    import torch
+
+    from mmfuse.deploy.artifact import Artifact
+    from mmfuse.deploy.preprocess import Preprocessor
+
+    if bool(files) == bool(manifest):
+        raise _error("give input files or --input MANIFEST (one of the two)")
+    if batch_size < 1:
+        raise _error(f"--batch-size must be >= 1, got {batch_size}")
+    folder = resolve_artifact(model, trust)
+    artifact = Artifact(folder)
+    pre = Preprocessor(artifact.meta)
+    samples, names = samples_from_manifest(manifest, pre) if manifest else samples_from_files(files, pre)
+    wheres = [f"--input {manifest} {n}" if manifest else "input" for n in names]
+    outputs = []
+    for start in range(0, len(samples), batch_size):
+        batch = pre.batch(samples[start:start + batch_size], wheres[start:start + batch_size])
+        outputs.append(artifact(batch))
+    return artifact, names, torch.cat(outputs)
+
+
+def write_csv(path: Path, names: list[str], rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
+    classes = meta.get("class_names") or [str(i) for i in range(len(rows[0]["values"]))]
+    value_cols = ["value"] if meta["task"] == "regression" else [f"p_{c}" for c in classes]
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["sample", "prediction", "probability", *value_cols])
+        for name, row in zip(names, rows):
+            writer.writerow([name, row["prediction"], "" if row["probability"] is None else f"{row['probability']:.6f}",
+                             *[f"{v:.6f}" for v in row["values"]]])
+    tmp.rename(path)
+
+
+def main(argv: list[str]) -> int:
+    from mmfuse.deploy.artifact import ArtifactError
+    from mmfuse.deploy.preprocess import InputError
+    from mmfuse.errors import report
+    from mmfuse.lifecycle.snapshot import LifecycleError
+
+    args = parse_args(argv)
+    try:
+        if args.output is not None and args.output.exists():
+            raise _error(f"--output {args.output} already exists; choose a new file (nothing is overwritten)")
+        if args.output is not None and not args.output.parent.is_dir():
+            raise _error(f"--output {args.output}: folder {args.output.parent} does not exist")
+        artifact, names, probs = predict(args.model, args.files, args.input, args.batch_size, args.trust_checkpoint)
+    except (InputError, ArtifactError, LifecycleError) as e:
+        report(PROG, e)
+        return getattr(e, "code", 2)
+    rows = describe(probs, artifact.meta, args.top)
+    from rich.table import Table
+    from rich.text import Text
+
+    from mmfuse.reporting.terminal import console
+
+    table = Table(title=f"predictions of {artifact.meta['source'].get('run_name')} ({artifact.meta['source'].get('fusion')})",
+                  title_justify="left")
+    for col in ("sample", "prediction", "probability", "next"):
+        table.add_column(col, justify="right" if col == "probability" else "left")
+    for name, row in zip(names, rows):
+        table.add_row(Text(name), Text(row["prediction"]), "" if row["probability"] is None else f"{row['probability']:.3f}",
+                      Text(row["others"]))
+    console().print(table)
+    if args.output is not None:
+        write_csv(args.output, names, rows, artifact.meta)
+        print(f"written to {args.output}")
+    return 0
