@@ -110,6 +110,45 @@ def test_summary_numbers_equal_those_recomputed_from_run_records(compared, sweep
             assert row[f"{m} ci95_low"] == pytest.approx(values.mean() - half, rel=1e-9, abs=1e-12), m
 
 
+def test_robustness_and_cost_tables_recompute_from_run_records(compared, sweep):
+    """Mean ± std over seeds of the recorded robustness and cost, and MultiBench's effective robustness against late fusion."""
+    import numpy as np
+
+    robust = pd.read_csv(sweep / "comparison" / "robustness.csv").set_index("group")
+    cost = pd.read_csv(sweep / "comparison" / "cost.csv").set_index("group")
+    done = [r for r in records(sweep) if r["status"] == "completed"]
+    by = {s: sorted((r for r in done if r["choices"]["fusion"] == s), key=lambda r: r["config"]["seed"]) for s in STRATEGIES}
+
+    def cell(values):
+        values = pd.Series(values, dtype=float)
+        return f"{values.mean():.3f} ± {values.std(ddof=1):.3f}"
+
+    for strategy, mine in by.items():
+        row = robust.loc[f"fusion={strategy}"]
+        assert row["clean (acc)"] == cell([r["robustness"]["clean"] for r in mine])
+        assert row["no tabular"] == cell([r["robustness"]["present_subsets"]["image"] for r in mine])
+        assert row["no image"] == cell([r["robustness"]["present_subsets"]["tabular"] for r in mine])
+        assert row["AUC image"] == cell([np.mean(list(r["robustness"]["auc"]["image"].values())) for r in mine])
+        assert cost.loc[f"fusion={strategy}", "params"] == f"{mine[0]['params']['total']:.0f}"
+        # effective robustness: sum over severities of f - (lf + f(0) - lf(0)), lf the mean late-fusion curve
+        late = np.mean([r["robustness"]["noise"]["tabular"]["gaussian"] for r in by["late"]], axis=0)
+        eff = []
+        for r in mine:
+            per = [np.sum(np.array(f) - (lf + f[0] - lf[0])) for c, f in r["robustness"]["noise"]["tabular"].items()
+                   for lf in [np.mean([q["robustness"]["noise"]["tabular"][c] for q in by["late"]], axis=0)]]
+            eff.append(np.mean(per))
+        assert row["eff tabular"] == cell(eff)
+        assert late.shape == (11,)
+    assert robust.loc["fusion=late", "eff image"].startswith("0.000 ±")  # late against itself
+    plots = {p.name for p in (sweep / "comparison" / "plots").glob("*.png")}
+    assert {"robustness_noise_image.png", "robustness_noise_tabular.png", "robustness_missing_heatmap.png",
+            "cost_vs_test_acc.png"} <= plots
+    assert "Robustness on the test set: mean ± std over seeds" in compared.stdout
+    assert "effective robustness against late fusion" in compared.stdout
+    md = (sweep / "comparison" / "summary.md").read_text()
+    assert "### Robustness (mean ± std over seeds)" in md and "### Cost (mean ± std over seeds)" in md
+
+
 def test_best_group_and_paired_test_over_matching_seeds(compared, sweep):
     summary = pd.read_csv(sweep / "comparison" / "summary.csv").set_index("group")
     by_seed = {s: {r["config"]["seed"]: r["metrics"]["test/acc"] for r in records(sweep)

@@ -25,3 +25,17 @@ def test_latency_and_memory_are_measured():
     batch = {"tabular": torch.randn(16, 8), "label": torch.zeros(16, dtype=torch.long)}
     assert latency_per_sample_ms(LinearHead(8, 2), batch, repeats=3) > 0
     assert peak_memory_mb()["peak_rss_mb"] > 10
+
+
+def test_parameter_counts_per_component_add_up_to_the_total(cfg_factory):
+    from hydra.utils import instantiate
+
+    from mmfuse.models.build import build_model
+
+    cfg = cfg_factory("fusion=gated")
+    dm = instantiate(cfg.data)
+    dm.setup("fit")
+    counts = build_model(cfg, dm).parameter_counts()
+    parts = [v for k, v in counts.items() if k.startswith("encoder/") or k in ("fusion", "head")]
+    assert len(parts) == len(dm.modalities) + 2 and all(v > 0 for v in parts)
+    assert sum(parts) == counts["total"] == counts["trainable"]

@@ -287,5 +287,17 @@ def test_checkpoints_holding_more_than_weights_need_trust(synthetic_run, tmp_pat
     with pytest.raises(LifecycleError, match="pass --trust-checkpoint"):
         export_run(run)
     assert not (run / "export").exists()
-    result = export_run(run, trust=True)
-    assert result["checks"]["pt2"]["max_abs_diff"] <= 1e-4
+    cfg = OmegaConf.load(run / SNAPSHOT)
+    assert load_model(cfg, ckpt_path, trust=True).modality_names == ["image", "text", "audio", "tabular"]
+
+    # training from such a checkpoint (ckpt_path=) is refused before any work, unless trusted
+    from mmfuse.train import check_start_checkpoint
+
+    cfg = compose_config([f"ckpt_path={ckpt_path}"], tmp_path / "new_run")
+    with pytest.raises(ValueError, match=r"ckpt_path=.*best.ckpt cannot be loaded as weights only.*trust_checkpoint=true"):
+        check_start_checkpoint(cfg)
+    cfg.trust_checkpoint = True
+    check_start_checkpoint(cfg)
+    cfg.ckpt_path = str(tmp_path / "missing.ckpt")
+    with pytest.raises(FileNotFoundError, match="ckpt_path=.*missing.ckpt: no such checkpoint file"):
+        check_start_checkpoint(cfg)

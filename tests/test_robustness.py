@@ -64,9 +64,19 @@ def test_same_seed_gives_the_same_corrupted_data_across_strategies(cfg_factory, 
 
 @pytest.mark.parametrize("overrides, match", [
     (["evaluation.severities=[0.0,1.5]"], r"\[1.5\] outside the allowed range \[0, 1\]"),
+    (["data.modalities=[image]", "fusion=unimodal_image", "evaluation.robustness=true"],
+     r"evaluation.robustness=true needs a data set with two or more modalities.*'synthetic' has only \['image'\]; "
+     r"allowed: auto .* or false"),
+    (["evaluation.robustness=sometimes"], r"evaluation.robustness='sometimes': expected true, false or auto"),
     (["evaluation.modalities=[video]"], r"\['video'\] not modalities of the data set; allowed: \['image', 'tabular'\]"),
 ])
 def test_bad_robustness_settings_fail_before_training(cfg_factory, overrides, match):
     cfg = cfg_factory(*COMMON, *overrides)
     with pytest.raises(ValueError, match=match):
         train(cfg)
+
+
+def test_auto_skips_robustness_on_a_one_modality_data_set(cfg_factory):
+    record = train(cfg_factory("logger=none", "data.modalities=[image]", "data.interaction=redundant", "fusion=unimodal_image",
+                               "data.n_samples=200", "trainer.max_epochs=1"))
+    assert record["status"] == "completed" and "robustness" not in record and record["complexity"]["flops_per_sample"] > 0

@@ -80,6 +80,24 @@ def validate_config(cfg: DictConfig) -> None:
     _expect(cfg, "model.modality_dropout", (int, float), "a number in [0, 1)", lambda v: 0 <= v < 1)
     _expect(cfg, "trainer.gradient_clip_val", (int, float), "a number > 0 or null", lambda v: v > 0)
     _expect(cfg, "data.batch_size", int, "an integer >= 1", lambda v: v >= 1)
+    check_start_checkpoint(cfg)
+
+
+def check_start_checkpoint(cfg: DictConfig) -> None:
+    """ckpt_path exists and, unless trust_checkpoint=true, holds only weights and plain data (weights_only=True)."""
+    path = cfg.get("ckpt_path")
+    if not path or cfg.get("resume"):
+        return
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"ckpt_path={path}: no such checkpoint file")
+    if cfg.get("trust_checkpoint"):
+        return
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - unpickling refused, truncated, not a checkpoint
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise ValueError(f"ckpt_path={path} cannot be loaded as weights only ({first}); if it is a checkpoint whose "
+                         "origin you trust, add trust_checkpoint=true") from None
 
 
 def instantiate_callbacks(cfg: DictConfig, task: str, has_logger: bool) -> list[pl.Callback]:
@@ -165,8 +183,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         datamodule.setup("fit")
         check_encoder_overrides(info["overrides"], datamodule)
         evaluation = cfg.get("evaluation") or {}
-        if evaluation.get("robustness"):
-            robustness.validate(evaluation.severities, evaluation.get("modalities"), list(datamodule.modalities))
+        robustness.validate(evaluation.get("severities") or [], evaluation.get("modalities"), list(datamodule.modalities),
+                            evaluation.get("robustness", False), f"data set '{datamodule.name}'")
+        robust = robustness.enabled(evaluation.get("robustness", False), datamodule.modalities)
 
         log.info("Instantiating model <%s> with fusion <%s>", cfg.fusion.name, cfg.fusion._target_)
         model = build_model(cfg, datamodule)
@@ -201,7 +220,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         log.info("Starting training")
         t0 = time.time()
         ckpt_path = str(run_dir / "checkpoints" / "last.ckpt") if resume else cfg.get("ckpt_path")
-        trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path)
+        # a checkpoint from elsewhere is read as weights only (no pickled code) unless trust_checkpoint=true
+        trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path,
+                    weights_only=True if resume else not cfg.get("trust_checkpoint", False))
         timing["fit_seconds"] = round(time.time() - t0, 3)
         metrics.update(scalars(trainer.callback_metrics))
         ckpt = trainer.checkpoint_callback
@@ -218,7 +239,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         cost = complexity(model, next(iter(datamodule.test_dataloader())), epoch_timer.seconds)
         record.update(complexity=cost)
         summary = {f"complexity/{k}": v for k, v in {**cost, **record.data["params"]}.items()}
-        if evaluation.get("robustness") and cfg.get("test"):
+        if robust and cfg.get("test"):
             log.info("Evaluating robustness to missing and noisy modalities")
             rob = robustness.evaluate_robustness(model, datamodule, evaluation.severities, evaluation.get("modalities"),
                                                  evaluation.get("seed", 0), evaluation.get("max_samples"))

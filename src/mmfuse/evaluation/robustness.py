@@ -75,7 +75,23 @@ def _accuracy(model, tensors: dict[str, torch.Tensor], present: torch.Tensor, ta
     return {k: float(v) for k, v in metrics.compute().items()}
 
 
-def validate(severities, modalities, data_modalities) -> None:
+MODES = (True, False, "auto")
+
+
+def enabled(mode, data_modalities) -> bool:
+    """evaluation.robustness: true/false, or auto: on for data sets with two or more modalities."""
+    return bool(mode) and (mode is True or len(data_modalities) > 1)
+
+
+def validate(severities, modalities, data_modalities, mode=True, data_name: str = "data set") -> None:
+    if mode not in MODES:
+        raise ValueError(f"evaluation.robustness={mode!r}: expected true, false or auto")
+    if not mode:
+        return
+    if mode is True and len(data_modalities) < 2:
+        raise ValueError(f"evaluation.robustness=true needs a data set with two or more modalities (it removes them one "
+                         f"at a time), but {data_name} has only {list(data_modalities)}; allowed: auto (skipped on "
+                         "one-modality data sets) or false")
     bad = [s for s in severities if not 0 <= float(s) <= 1]
     if bad:
         raise ValueError(f"evaluation.severities={list(severities)}: {bad} outside the allowed range [0, 1]")

@@ -21,6 +21,16 @@ from mmfuse.reporting.runs import COMPARISON, expand, find_run_dirs, latest_swee
 from mmfuse.reporting.tables import failure_table
 
 PROG = "mmfuse compare"
+ROBUSTNESS_TITLE = "Robustness on the test set: mean ± std over seeds"
+
+
+def robustness_caption(c: Comparison) -> str:
+    metric = c.robustness_metric
+    text = (f"no X: test {metric} with modality X removed; AUC X: area under {metric} vs noise severity 0-1 on X "
+            "(relative robustness)")
+    if c.has_baseline:
+        text += f"; eff X: effective robustness against late fusion (> 0: degrades less than late fusion)"
+    return text
 
 
 class CompareError(Exception):
@@ -110,6 +120,23 @@ def write_plots(comparisons: list[Comparison], out: Path) -> None:
     for c in comparisons:
         prefix = f"{slug(c.data_name)}_" if len(comparisons) > 1 else ""
         c.plots = make_plots(c.runs, c.stats, c.history, c.headline, folder, prefix)
+        c.plots += robustness_plots(c, folder, prefix)
+
+
+def robustness_plots(c: Comparison, folder: Path, prefix: str) -> list[Path]:
+    """Metric vs noise severity per modality, the missing-modality heat map, and metric vs cost."""
+    from mmfuse.reporting import robustness
+    from mmfuse.reporting.plots import group_colours
+
+    colours = group_colours(list(c.runs["group"].unique()))
+    metric = c.robustness_metric
+    paths = robustness.noise_plots(c.curves, metric, colours, folder, prefix) if not c.curves.empty else []
+    if not c.per_run.empty and "clean" in c.per_run:
+        paths.append(robustness.missing_heatmap(c.per_run, metric, folder, prefix))
+    test_metric = next((m for m in (f"test/{metric}", *c.headline) if m in c.runs), None)
+    if test_metric and not c.per_run.empty:
+        paths.append(robustness.cost_scatter(c.per_run, c.runs, test_metric, colours, folder, prefix))
+    return [p for p in paths if p is not None]
 
 
 def summary_csv(comparisons: list[Comparison]) -> pd.DataFrame:
@@ -131,6 +158,10 @@ def write_files(comparisons: list[Comparison], runs: pd.DataFrame, failures: pd.
     write_plots(comparisons, out)
     summary = summary_csv(comparisons)
     summary.to_csv(out / "summary.csv", index=False)
+    for name in ("robustness", "cost"):
+        tables = [getattr(c, name).assign(data=c.data_name) for c in comparisons if not getattr(c, name).empty]
+        if tables:
+            pd.concat(tables, ignore_index=True).to_csv(out / f"{name}.csv", index=False)
     runs_csv(runs, comparisons).to_csv(out / "runs.csv", index=False)
     (out / "summary.md").write_text(markdown.render(comparisons, failures, context, out))
     (out / "report.html").write_text(html_report.render(comparisons, failures, runs, context))
@@ -154,6 +185,10 @@ def show(comparisons: list[Comparison], failures: pd.DataFrame, context: dict, m
         chosen = c.terminal_metrics(metrics)
         summary, marks = c.summary_tables(chosen)
         terminal.print_comparison(console, "mean ± std over seeds", summary, marks, c.lead_table(chosen))
+        if not c.robustness.empty:
+            console.print(terminal.rich_table(c.robustness, title=ROBUSTNESS_TITLE, caption=robustness_caption(c)))
+        if not c.cost.empty:
+            console.print(terminal.rich_table(c.cost, title="Cost: mean ± std over seeds"))
     if not failures.empty:
         terminal.print_failures(console, failures)
 

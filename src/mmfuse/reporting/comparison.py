@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mmfuse.reporting import robustness
 from mmfuse.reporting.provenance import provenance
 from mmfuse.reporting.runs import group_labels, key_label, load_history, metric_columns, varying_keys
 from mmfuse.reporting.stats import group_facts, headline_metrics, summarise_metrics, wide_summary
@@ -26,6 +27,11 @@ class Comparison:
     summary: pd.DataFrame      # wide: one row per group (summary.csv)
     origin: pd.DataFrame       # per group: commands that rerun it, config differences
     history: pd.DataFrame      # per (run, epoch) metrics, with `group`
+    curves: pd.DataFrame = field(default_factory=pd.DataFrame)       # per (run, modality, corruption, severity) metric
+    per_run: pd.DataFrame = field(default_factory=pd.DataFrame)      # per run: robustness summaries and cost figures
+    robustness: pd.DataFrame = field(default_factory=pd.DataFrame)   # per group: mean ± std of those summaries
+    cost: pd.DataFrame = field(default_factory=pd.DataFrame)         # per group: parameters, FLOPs, latency, time, memory
+    has_baseline: bool = False                                       # late-fusion runs present: effective robustness shown
     plots: list[Path] = field(default_factory=list)
 
     @property
@@ -46,6 +52,12 @@ class Comparison:
             return [m for m in chosen if m in self.metrics]
         return [m for m in DEFAULT_TERMINAL_METRICS if m in self.metrics] or self.headline[:3]
 
+    @property
+    def robustness_metric(self) -> str:
+        if "metric" in self.per_run and self.per_run["metric"].notna().any():
+            return str(self.per_run["metric"].dropna().iloc[0])
+        return "acc"
+
 
 def compare_data_set(data_name: str, done: pd.DataFrame, keys: list[str] | None = None,
                      extra_metrics: list[str] | None = None) -> Comparison:
@@ -60,5 +72,10 @@ def compare_data_set(data_name: str, done: pd.DataFrame, keys: list[str] | None 
     history = load_history(done)
     if not history.empty:
         history = history.merge(done[["run_dir", "group"]], on="run_dir")
+    curves, per_run = robustness.load(done)
+    has_baseline = robustness.add_effective_robustness(curves, per_run, done, keys)
     return Comparison(data_name=data_name, keys=keys, runs=done, metrics=metrics, headline=headline, facts=facts,
-                      stats=stats, summary=wide_summary(facts, stats), origin=provenance(done), history=history)
+                      stats=stats, summary=wide_summary(facts, stats), origin=provenance(done), history=history,
+                      curves=curves, per_run=per_run, robustness=robustness.robustness_table(per_run),
+                      cost=robustness.cost_table(per_run), has_baseline=has_baseline)
+

@@ -70,6 +70,19 @@ def origin_table(comparison: Comparison) -> str:
     return html_table(rows, css_class="origin", raw_columns=("commands", "config differences"))
 
 
+def robustness_parts(comparison: Comparison, ident: str) -> list[str]:
+    from mmfuse.reporting.compare import robustness_caption
+
+    parts = []
+    if not comparison.robustness.empty:
+        parts += ["<h3>Robustness to missing and noisy modalities: mean ± std over seeds</h3>",
+                  html_table(comparison.robustness, table_id=f"robustness-{ident}", css_class="robustness"),
+                  f'<p class="legend">{escape(robustness_caption(comparison))}</p>']
+    if not comparison.cost.empty:
+        parts += ["<h3>Cost: mean ± std over seeds</h3>", html_table(comparison.cost, table_id=f"cost-{ident}", css_class="cost")]
+    return parts
+
+
 def data_set_section(comparison: Comparison, heading: bool) -> str:
     ident = slug(comparison.data_name)
     summary, marks = comparison.summary_tables()
@@ -80,6 +93,7 @@ def data_set_section(comparison: Comparison, heading: bool) -> str:
              f'<p class="legend">{escape(LEGEND)}</p>',
              "<h3>How far each group is behind the best one, and is the gap significant?</h3>",
              html_table(comparison.lead_table(), table_id=f"leads-{ident}", css_class="leads"),
+             *robustness_parts(comparison, ident),
              "<h3>Plots</h3>", "".join(figure(p) for p in comparison.plots) or "<p>No plots.</p>",
              "<h3>Commands and config differences per group</h3>", origin_table(comparison),
              "<details><summary>Every metric: 95% confidence intervals and tests</summary>",

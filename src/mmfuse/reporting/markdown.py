@@ -38,6 +38,13 @@ def data_set_section(comparison: Comparison, out: Path, heading: bool) -> list[s
               "### How far each group is behind the best one", "", md_table(comparison.lead_table()), "",
               "### Every metric: 95% confidence intervals and tests", "", md_table(comparison.detail_table()), "",
               "### Commands and config differences", "", *origin_lines(comparison), ""]
+    if not comparison.robustness.empty:
+        from mmfuse.reporting.compare import robustness_caption
+
+        lines += ["### Robustness (mean ± std over seeds)", "", md_table(comparison.robustness), "",
+                  f"_{robustness_caption(comparison)}_", ""]
+    if not comparison.cost.empty:
+        lines += ["### Cost (mean ± std over seeds)", "", md_table(comparison.cost), ""]
     if comparison.plots:
         lines += ["### Plots", ""] + [f"![{p.name}]({p.relative_to(out).as_posix()})" for p in comparison.plots] + [""]
     return lines
