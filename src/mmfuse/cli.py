@@ -51,7 +51,7 @@ def run_train(argv: list[str]) -> int:
         from mmfuse.train import train
 
         try:
-            train(cfg)
+            record = train(cfg)
         except Exception as e:  # recorded in run.json by train(); here it only needs saying
             where = HydraConfig.get().runtime.output_dir
             report(f"mmfuse train [{where}]", e)
@@ -59,6 +59,15 @@ def run_train(argv: list[str]) -> int:
             if HydraConfig.get().mode != RunMode.MULTIRUN or cfg.get("sweep", {}).get("fail_fast"):
                 raise SystemExit(1) from None
             multirun = True
+            return None  # a sweeper that optimises (Optuna) marks the trial failed and goes on
+        metric = cfg.get("optimized_metric")
+        if metric:
+            value = (record.get("metrics") or {}).get(metric)
+            if value is None:
+                raise SystemExit(f"optimized_metric={metric}: not recorded by this run; recorded: "
+                                 f"{sorted((record.get('metrics') or {}))}")
+            return float(value)
+        return None
 
     sys.argv = ["mmfuse train", *argv]
     _train()

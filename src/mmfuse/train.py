@@ -49,7 +49,8 @@ def hydra_info() -> dict[str, Any]:
 
 
 def threads_for_job(cfg: DictConfig) -> int | None:
-    """`threads` if set; under the joblib launcher, the cores shared evenly among parallel jobs."""
+    """`threads` if set; under the joblib launcher, the cores shared evenly among parallel jobs;
+    under submitit, the job's `cpus_per_task`."""
     if cfg.get("threads"):
         return int(cfg.threads)
     if HydraConfig.initialized():
@@ -59,6 +60,8 @@ def threads_for_job(cfg: DictConfig) -> int | None:
             n_jobs = launcher.get("n_jobs") or -1
             parallel = cores if n_jobs < 0 else min(n_jobs, cores)
             return max(1, cores // parallel)
+        if "submitit" in str(launcher.get("_target_", "")).lower() and launcher.get("cpus_per_task"):
+            return int(launcher.cpus_per_task)
     return None
 
 

@@ -1,0 +1,63 @@
+"""Scaling out on existing engines: Hydra's Optuna sweeper, the submitit launcher, and Lightning DDP on CPU."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import yaml
+
+from conftest import CONF, run_cli
+
+TINY = ["data.n_samples=300", "trainer.max_epochs=1", "logger=csv", "evaluation.robustness=false",
+        "trainer.enable_progress_bar=false"]
+
+
+def records(sweep_root: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(sweep_root.glob("sweeps/*/*/run.json"))]
+
+
+def test_optuna_search_runs_three_trials_and_survives_a_failing_one(tmp_path):
+    """Three trials on a grid: one has an invalid modality dropout, fails, is recorded as failed; the search finishes."""
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF, conf)
+    # the shipped search with a grid sampler (TPE would pick the values at random)
+    shipped = yaml.safe_load((CONF / "hparams_search" / "fusion_optuna.yaml").read_text())
+    shipped["defaults"] = [d if "sampler" not in str(d) else {"override /hydra/sweeper/sampler": "grid"}
+                           for d in shipped["defaults"]]
+    del shipped["hydra"]["sweeper"]["sampler"]
+    shipped["hydra"]["sweeper"].update(n_trials=3, params={"model.modality_dropout": "choice(0.0, 0.2, 1.5)"})
+    (conf / "hparams_search" / "tiny_grid.yaml").write_text("# @package _global_\n" + yaml.safe_dump(shipped))
+    done = run_cli("train", "hparams_search=tiny_grid", f"paths.output_dir={tmp_path / 'out'}", *TINY,
+                   env={"MMFUSE_CONFIG_DIR": str(conf)})
+    assert done.returncode == 1, done.stderr[-3000:]  # one trial failed: said, and the search still finished
+    assert "1 job(s) failed" in done.stderr and "model.modality_dropout=1.5" in done.stderr
+    runs = records(tmp_path / "out")
+    assert sorted(r["config"]["model"]["modality_dropout"] for r in runs) == [0.0, 0.2, 1.5]
+    by_dropout = {r["config"]["model"]["modality_dropout"]: r for r in runs}
+    assert by_dropout[1.5]["status"] == "failed" and "model.modality_dropout" in by_dropout[1.5]["error"]["message"]
+    assert by_dropout[0.0]["status"] == by_dropout[0.2]["status"] == "completed"
+    result = yaml.safe_load(next((tmp_path / "out").glob("sweeps/*/optimization_results.yaml")).read_text())
+    best = max((r for r in runs if r["status"] == "completed"), key=lambda r: r["metrics"]["val/acc_best"])
+    assert result["best_value"] == best["metrics"]["val/acc_best"]
+    assert result["best_params"]["model.modality_dropout"] == best["config"]["model"]["modality_dropout"]
+
+
+def test_submitit_local_launcher_runs_each_job_in_its_own_process(tmp_path):
+    done = run_cli("train", "-m", "hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=1", "fusion=concat,late",
+                   f"paths.output_dir={tmp_path}", *TINY)
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = records(tmp_path)
+    assert sorted(r["choices"]["fusion"] for r in runs) == ["concat", "late"]
+    assert all(r["status"] == "completed" and r["environment"]["threads"] == 1 for r in runs)
+    assert len({r["pid"] for r in runs}) == 2 and all(r["sweep_dir"] == runs[0]["sweep_dir"] for r in runs)
+    assert len(list(Path(runs[0]["sweep_dir"]).glob(".submitit/*/*_result.pkl"))) == 2
+
+
+def test_the_shipped_search_space_composes():
+    done = run_cli("train", "hparams_search=fusion_optuna", "--cfg", "hydra")
+    assert done.returncode == 0, done.stderr[-2000:]
+    sweeper = yaml.safe_load(done.stdout)["hydra"]["sweeper"]
+    assert sweeper["_target_"].endswith("OptunaSweeper") and sweeper["direction"] == "maximize"
+    assert sweeper["max_failure_rate"] == 1.0 and sweeper["sampler"]["seed"] == 0
+    assert set(sweeper["params"]) == {"fusion", "model.optimizer.lr", "model.modality_dropout"}
