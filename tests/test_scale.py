@@ -61,3 +61,26 @@ def test_the_shipped_search_space_composes():
     assert sweeper["_target_"].endswith("OptunaSweeper") and sweeper["direction"] == "maximize"
     assert sweeper["max_failure_rate"] == 1.0 and sweeper["sampler"]["seed"] == 0
     assert set(sweeper["params"]) == {"fusion", "model.optimizer.lr", "model.modality_dropout"}
+
+
+def test_ddp_cpu_on_two_processes_matches_one_process_and_writes_once(tmp_path):
+    """One sweep, two jobs: trainer=ddp_cpu (2 gloo processes) and the default single process, same data and seed.
+
+    Each DDP process takes half of every batch, so with gradients averaged the two
+    runs follow the same trajectory: their metrics agree to float precision. The
+    sweep is not re-launched in the DDP children (exactly two job folders).
+    """
+    done = run_cli("train", "-m", "trainer=ddp_cpu,default", "threads=1", "data.modalities=[text,tabular]",
+                   "model.head.dropout=0", f"paths.output_dir={tmp_path}", *TINY, "trainer.max_epochs=2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    sweeps = list((tmp_path / "sweeps").iterdir())
+    assert len(sweeps) == 1 and len(list(sweeps[0].glob("*/run.json"))) == 2
+    runs = {r["choices"]["trainer"]: r for r in records(tmp_path)}
+    ddp, single = runs["ddp_cpu"], runs["default"]
+    assert ddp["status"] == single["status"] == "completed"
+    assert ddp["environment"]["processes"] == 2 and single["environment"]["processes"] == 1
+    assert len(ddp["history"]) == len(single["history"]) == 2
+    ckpts = sorted(p.name for p in (Path(ddp["run_dir"]) / "checkpoints").iterdir())
+    assert ckpts == ["best.ckpt", "last.ckpt"]
+    for metric in ("test/acc", "test/f1", "test/loss", "val/acc_best", "train/loss_epoch"):
+        assert abs(ddp["metrics"][metric] - single["metrics"][metric]) <= 1e-4, metric

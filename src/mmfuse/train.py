@@ -26,7 +26,7 @@ from mmfuse.models.metrics import MONITOR
 from mmfuse.tracking import wandb_setup
 from mmfuse.tracking.guards import AtomicCheckpointIO, Diverged, DivergenceGuard, InterruptCheckpoint
 from mmfuse.tracking.history import RecordHistory, scalars
-from mmfuse.tracking.record import RunRecord, git_state, package_versions
+from mmfuse.tracking.record import RunRecord, git_state, package_versions, read_record
 
 log = logging.getLogger(__name__)
 logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(lambda r: "Tip:" not in r.getMessage())
@@ -217,7 +217,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         log.info("Instantiating trainer <%s>", cfg.trainer._target_)
         trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
                                           plugins=[AtomicCheckpointIO()])
-        record.update(environment={**record.data["environment"], "accelerator": type(trainer.accelerator).__name__,
+        record.update(environment={**record.data["environment"], "processes": trainer.world_size,
+                                   "accelerator": type(trainer.accelerator).__name__,
                                    "device": str(trainer.strategy.root_device), "precision": str(trainer.precision)})
 
         log.info("Starting training")
@@ -227,10 +228,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path,
                     weights_only=True if resume else not cfg.get("trust_checkpoint", False))
         timing["fit_seconds"] = round(time.time() - t0, 3)
+        if trainer.world_size > 1:
+            # spawn-style DDP: rank 0's process appended the history to run.json; this process's copy lacks it
+            record.update(history=read_record(run_dir).get("history", []))
         metrics.update(scalars(trainer.callback_metrics))
         ckpt = trainer.checkpoint_callback
         if ckpt is not None and getattr(ckpt, "best_model_path", ""):
-            record.update(best={"monitor": ckpt.monitor, "score": float(ckpt.best_model_score),
+            # spawn-style DDP hands back the best path but not its score: the monitored metric's best is logged as <monitor>_best
+            score = ckpt.best_model_score if ckpt.best_model_score is not None else metrics.get(f"{ckpt.monitor}_best")
+            record.update(best={"monitor": ckpt.monitor, "score": None if score is None else float(score),
                                 "checkpoint": str(Path(ckpt.best_model_path).resolve())})
         if cfg.get("test"):
             log.info("Starting testing")
@@ -239,9 +245,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             trainer.test(model=model, datamodule=datamodule, ckpt_path=best, verbose=info["sweep_dir"] is None)
             timing["test_seconds"] = round(time.time() - t0, 3)
             metrics.update({k: v for k, v in scalars(trainer.callback_metrics).items() if k.startswith("test/")})
-        cost = complexity(model, next(iter(datamodule.test_dataloader())), epoch_timer.seconds)
+        cost = complexity(model, next(iter(datamodule.test_dataloader())), epoch_timer.seconds, epoch_timer.periods)
         record.update(complexity=cost)
-        summary = {f"complexity/{k}": v for k, v in {**cost, **record.data["params"]}.items()}
+        summary = {f"complexity/{k}": v for k, v in {**cost, **record.data["params"]}.items() if not isinstance(v, list)}
         if robust and cfg.get("test"):
             log.info("Evaluating robustness to missing and noisy modalities")
             rob = robustness.evaluate_robustness(model, datamodule, evaluation.severities, evaluation.get("modalities"),

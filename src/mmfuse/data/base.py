@@ -67,14 +67,22 @@ class MultimodalDataModule(pl.LightningDataModule):
             if self.task not in TASKS:
                 raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
 
+    def _shard(self) -> dict[str, int]:
+        """This process's rank and the number of processes (DDP: each takes its share of every batch)."""
+        trainer = getattr(self, "trainer", None)
+        world = getattr(trainer, "world_size", 1) if trainer is not None else 1
+        return {"rank": trainer.global_rank, "world": world} if world > 1 else {}
+
     def train_dataloader(self):
-        return batch_loader(self.splits["train"], self.batch_size, shuffle=True, seed=self.seed, pin_memory=self.pin_memory)
+        return batch_loader(self.splits["train"], self.batch_size, shuffle=True, seed=self.seed, pin_memory=self.pin_memory,
+                            **self._shard())
 
     def val_dataloader(self):
-        return batch_loader(self.splits["val"], self.eval_batch_size, shuffle=False, pin_memory=self.pin_memory)
+        return batch_loader(self.splits["val"], self.eval_batch_size, shuffle=False, pin_memory=self.pin_memory, **self._shard())
 
     def test_dataloader(self):
-        return batch_loader(self.splits["test"], self.eval_batch_size, shuffle=False, pin_memory=self.pin_memory)
+        return batch_loader(self.splits["test"], self.eval_batch_size, shuffle=False, pin_memory=self.pin_memory,
+                            **self._shard())
 
     # --- records -----------------------------------------------------------------
     def fingerprint(self) -> str:

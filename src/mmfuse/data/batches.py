@@ -33,6 +33,29 @@ class TensorDictDataset(Dataset):
         return TensorDictDataset({k: v[index] for k, v in self.tensors.items()})
 
 
+class ShardedBatchSampler:
+    """Each process of a distributed run takes its share (rank::world) of every batch of `batches`.
+
+    All processes draw the same batches (same seed), so one step of W processes
+    together sees exactly the batch a single process would: with gradients
+    averaged across processes, distributed training follows the same
+    trajectory as single-process training. Training batches smaller than W
+    are dropped so that every process steps the same number of times.
+    """
+
+    def __init__(self, batches: BatchSampler, rank: int, world: int, train: bool):
+        self.batches, self.rank, self.world, self.train = batches, rank, world, train
+
+    def __iter__(self):
+        for batch in self.batches:
+            share = batch[self.rank::self.world]
+            if share and (not self.train or len(batch) >= self.world):
+                yield share
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
 def batch_loader(
     dataset: TensorDictDataset,
     batch_size: int,
@@ -40,8 +63,10 @@ def batch_loader(
     seed: int | None = None,
     drop_last: bool = False,
     pin_memory: bool = False,
+    rank: int = 0,
+    world: int = 1,
 ) -> DataLoader:
-    """A DataLoader that yields whole batches built by one indexing call each."""
+    """A DataLoader that yields whole batches built by one indexing call each (this process's share of each, in DDP)."""
     if shuffle:
         generator = torch.Generator()
         if seed is not None:
@@ -49,9 +74,10 @@ def batch_loader(
         sampler = RandomSampler(dataset, generator=generator)
     else:
         sampler = SequentialSampler(dataset)
+    batches = BatchSampler(sampler, batch_size=batch_size, drop_last=drop_last)
     return DataLoader(
         dataset,
-        sampler=BatchSampler(sampler, batch_size=batch_size, drop_last=drop_last),
+        sampler=ShardedBatchSampler(batches, rank, world, train=shuffle) if world > 1 else batches,
         batch_size=None,
         num_workers=0,
         pin_memory=pin_memory,

@@ -51,20 +51,31 @@ def peak_memory_mb() -> dict[str, float]:
 
 
 class EpochTimer(pl.Callback):
-    """Wall time of each training epoch (validation excluded)."""
+    """Wall time of each training epoch: its training batches (`seconds`), and start to next start (`periods`:
+    training, validation, checkpoints and logging, everything an epoch costs)."""
 
     def __init__(self):
         self.seconds: list[float] = []
+        self.starts: list[float] = []
         self._start = 0.0
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._start = time.perf_counter()
+        self.starts.append(self._start)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         self.seconds.append(time.perf_counter() - self._start)
 
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.starts.append(time.perf_counter())
 
-def complexity(model, batch: dict[str, torch.Tensor], epoch_seconds: list[float]) -> dict[str, float]:
+    @property
+    def periods(self) -> list[float]:
+        return [b - a for a, b in zip(self.starts, self.starts[1:])]
+
+
+def complexity(model, batch: dict[str, torch.Tensor], epoch_seconds: list[float],
+               epoch_periods: list[float] | None = None) -> dict[str, float]:
     """The complexity record of a trained model, measured on one evaluation batch."""
     batch = {k: v.to(model.device) for k, v in batch.items()}
     out = {
@@ -75,4 +86,6 @@ def complexity(model, batch: dict[str, torch.Tensor], epoch_seconds: list[float]
     }
     if epoch_seconds:
         out["train_seconds_per_epoch"] = statistics.mean(epoch_seconds)
+    if epoch_periods:
+        out["epoch_wall_seconds"] = [round(p, 4) for p in epoch_periods]  # each epoch, validation and checkpoints included
     return out

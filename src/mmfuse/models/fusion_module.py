@@ -1,13 +1,14 @@
 """LightningModules: encoders ModuleDict -> fusion -> head, and the unimodal baseline."""
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 from hydra.utils import get_class, instantiate
 from torch import nn
-from torchmetrics import MaxMetric, MinMetric
+from torchmetrics import MaxMetric, MeanMetric, MinMetric
 
 from mmfuse.data.spec import ModalitySpec
 from mmfuse.encoders.stems import InputStem
@@ -17,6 +18,8 @@ from mmfuse.models.metrics import MONITOR, build_metrics, loss_fn, predictions
 from mmfuse.models.schedules import warmup_cosine
 
 FUSION_META_KEYS = ("name", "_target_")
+# epoch-level values logged here come from torchmetrics' compute(), already reduced across DDP processes
+warnings.filterwarnings("ignore", message=r".*It is recommended to use `self.log\('(train|val|test)/.*sync_dist=True.*")
 
 
 def drop_modalities(present: torch.Tensor, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -81,6 +84,8 @@ class FusionModule(pl.LightningModule):
         self.val_metrics = build_metrics(task, num_classes).clone(prefix="val/")
         self.test_metrics = build_metrics(task, num_classes).clone(prefix="test/")
         self.val_best = MaxMetric() if mode == "max" else MinMetric()
+        # sample-weighted mean losses, reduced exactly across DDP processes (which may hold unequal shares)
+        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
 
     # --- model ---------------------------------------------------------------------
     def present_mask(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -115,7 +120,7 @@ class FusionModule(pl.LightningModule):
             present = drop_modalities(present, self.hparams.modality_dropout)
         loss, preds = self._shared_step(batch, present)
         self.train_metrics.update(preds, batch["label"])
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["label"]))
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["label"]), sync_dist=True)
         return loss
 
     def on_train_epoch_end(self):
@@ -130,7 +135,8 @@ class FusionModule(pl.LightningModule):
     def validation_step(self, batch, batch_idx):
         loss, preds = self._shared_step(batch)
         self.val_metrics.update(preds, batch["label"])
-        self.log("val/loss", loss, on_epoch=True, prog_bar=True, batch_size=len(batch["label"]))
+        self.val_loss.update(loss, len(batch["label"]))
+        self.log("val/loss", self.val_loss, on_epoch=True, prog_bar=True, batch_size=len(batch["label"]))
 
     def on_validation_epoch_end(self):
         values = self.val_metrics.compute()
@@ -142,7 +148,8 @@ class FusionModule(pl.LightningModule):
     def test_step(self, batch, batch_idx):
         loss, preds = self._shared_step(batch)
         self.test_metrics.update(preds, batch["label"])
-        self.log("test/loss", loss, on_epoch=True, batch_size=len(batch["label"]))
+        self.test_loss.update(loss, len(batch["label"]))
+        self.log("test/loss", self.test_loss, on_epoch=True, batch_size=len(batch["label"]))
 
     def on_test_epoch_end(self):
         self.log_dict(self.test_metrics.compute())

@@ -27,9 +27,13 @@ class RecordHistory(pl.Callback):
         self.record = record
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero:
+        if trainer.sanity_checking:
+            return
+        # every process reads the metrics: in DDP the read is a collective reduction
+        metrics = scalars(trainer.callback_metrics)
+        if not trainer.is_global_zero:
             return
         row = {"epoch": trainer.current_epoch, "step": trainer.global_step}
-        row |= {k: v for k, v in scalars(trainer.callback_metrics).items() if k.startswith(("val/", "train/")) and not k.endswith("_step")}
+        row |= {k: v for k, v in metrics.items() if k.startswith(("val/", "train/")) and not k.endswith("_step")}
         self.record.data.setdefault("history", []).append(row)
         self.record.save()
