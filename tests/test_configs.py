@@ -55,7 +55,7 @@ def overrides_for(group: str, option: str, tmp_path) -> tuple[list[str], bool]:
         return [*data_overrides("manifest", tmp_path), f"data.tokenizer={model}", "encoder/text=hf",
                 f"encoder.text.model_dir={model}"], False
     if group == "experiment" and option != "fusion_comparison":
-        return [f"{group}={option}", *DATA_OVERRIDES["avmnist_real"]], False
+        return [f"{group}={option}", "data=avmnist_real", *DATA_OVERRIDES["avmnist_real"]], False
     return [f"{group}={option}"], True
 
 
@@ -111,7 +111,8 @@ def test_option_composes_and_instantiates(cfg_factory, group, option, tmp_path):
         if trainer_cfg.accelerator == "gpu" and not torch.cuda.is_available():
             # the GPU config itself is checked for bf16; its precision path is exercised on the CPU
             assert trainer_cfg.precision == "bf16-mixed"
-            trainer_cfg = OmegaConf.merge(trainer_cfg, {"accelerator": "cpu"})
+            trainer_cfg = OmegaConf.merge(trainer_cfg, {"accelerator": "cpu"},
+                                          {"devices": 2, "sync_batchnorm": False} if trainer_cfg.get("strategy") else {})
         trainer = instantiate(trainer_cfg, logger=False, enable_progress_bar=False)
         assert trainer.max_epochs >= 1
     elif group == "experiment":

@@ -32,6 +32,30 @@ def config_dir() -> Path:
     return path
 
 
+def train_help(argv: list[str]) -> int:
+    """`mmfuse train --help`: Hydra's help text, made without Hydra's help machinery.
+
+    Hydra lists each group's options by copying the whole config store once
+    per group, which takes seconds once the sweeper and launcher plugins
+    register theirs. The groups are the folders of conf/; the composed config
+    is what `--cfg job` prints, with the same overrides.
+    """
+    import yaml
+
+    conf = config_dir()
+    text = (yaml.safe_load((conf / "hydra" / "default.yaml").read_text()) or {}).get("help") or {}
+    groups = sorted(g for g in {p.parent.relative_to(conf).as_posix() for p in conf.rglob("*.yaml") if p.parent != conf}
+                    if not g.startswith("hydra"))
+    print(text.get("header", "mmfuse train").rstrip())
+    print("== Config groups ==\nChoose one of each with group=choice:\n")
+    for group in groups:
+        print(f"{group}: {', '.join(sorted(p.stem for p in (conf / group).glob('*.yaml')))}")
+    print("\n== Composed config ==\nOverride anything with key=value:\n", flush=True)
+    code = run_train([a for a in argv if a not in ("--help", "-h")] + ["--cfg", "job"])
+    print(text.get("footer", "").rstrip())
+    return code
+
+
 def run_train(argv: list[str]) -> int:
     """Run Hydra's main; a failed job is reported in one line and recorded, and a sweep goes on."""
     import hydra
@@ -96,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         from mmfuse.lifecycle.resume import main as resume_main
 
         return resume_main(rest)
+    if command == "train" and ("--help" in rest or "-h" in rest):
+        return train_help(rest)
     if command == "train":
         return run_train(rest)
     if command == "compare":

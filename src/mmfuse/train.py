@@ -228,6 +228,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer.fit(model=model, datamodule=datamodule, ckpt_path=ckpt_path,
                     weights_only=True if resume else not cfg.get("trust_checkpoint", False))
         timing["fit_seconds"] = round(time.time() - t0, 3)
+        timing["first_step_at"] = epoch_timer.first_step_at
         if trainer.world_size > 1:
             # spawn-style DDP: rank 0's process appended the history to run.json; this process's copy lacks it
             record.update(history=read_record(run_dir).get("history", []))

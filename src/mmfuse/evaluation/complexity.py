@@ -58,6 +58,11 @@ class EpochTimer(pl.Callback):
         self.seconds: list[float] = []
         self.starts: list[float] = []
         self._start = 0.0
+        self.first_step_at: float | None = None  # wall clock (time.time()) of the first training batch
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self.first_step_at is None:
+            self.first_step_at = time.time()
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self._start = time.perf_counter()
