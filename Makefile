@@ -19,8 +19,9 @@ demo: $(STAMP)
 	$(MMFUSE) train experiment=fusion_comparison
 	$(MMFUSE) compare
 
+# two workers, one test file each at a time (module fixtures are shared within a file)
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

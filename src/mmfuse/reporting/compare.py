@@ -178,10 +178,10 @@ def show(comparisons: list[Comparison], failures: pd.DataFrame, context: dict, m
     if len(comparisons) > 1:
         names = ", ".join(c.data_name for c in comparisons)
         console.print(f"These runs come from {len(comparisons)} data sets ({names}): one table each, never averaged together.",
-                      markup=False)
+                      markup=False, soft_wrap=True)
     for c in comparisons:
         console.print(f"\n{len(c.runs)} completed runs of data set {c.data_name} in {sources}, grouped by {c.grouped_by}",
-                      markup=False)
+                      markup=False, soft_wrap=True)
         chosen = c.terminal_metrics(metrics)
         summary, marks = c.summary_tables(chosen)
         terminal.print_comparison(console, "mean ± std over seeds", summary, marks, c.lead_table(chosen))
