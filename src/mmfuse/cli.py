@@ -24,6 +24,16 @@ commands:
 """
 
 
+# command -> module whose main(argv) runs it, imported only when the command runs
+COMMANDS = {
+    "compare": "mmfuse.reporting.compare",
+    "reproduce": "mmfuse.lifecycle.reproduce",
+    "eval": "mmfuse.lifecycle.evaluate",
+    "export": "mmfuse.deploy.export",
+    "predict": "mmfuse.deploy.predict",
+}
+
+
 def config_dir() -> Path:
     explicit = os.environ.get("MMFUSE_CONFIG_DIR")
     path = Path(explicit) if explicit else Path(__file__).resolve().parents[2] / "conf"
@@ -124,26 +134,10 @@ def main(argv: list[str] | None = None) -> int:
         return train_help(rest)
     if command == "train":
         return run_train(rest)
-    if command == "compare":
-        from mmfuse.reporting.compare import main as compare_main
+    if command in COMMANDS:
+        from importlib import import_module
 
-        return compare_main(rest)
-    if command == "reproduce":
-        from mmfuse.lifecycle.reproduce import main as reproduce_main
-
-        return reproduce_main(rest)
-    if command == "eval":
-        from mmfuse.lifecycle.evaluate import main as eval_main
-
-        return eval_main(rest)
-    if command == "export":
-        from mmfuse.deploy.export import main as export_main
-
-        return export_main(rest)
-    if command == "predict":
-        from mmfuse.deploy.predict import main as predict_main
-
-        return predict_main(rest)
+        return import_module(COMMANDS[command]).main(rest)
     print(f"mmfuse: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 

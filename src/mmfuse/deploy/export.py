@@ -21,7 +21,6 @@ import datetime as dt
 import importlib.util
 import json
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any

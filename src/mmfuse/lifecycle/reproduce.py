@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
-from mmfuse.lifecycle.snapshot import SNAPSHOT, LifecycleError, clear_hydra, read_run, run_config, stamp, writable
+from mmfuse.lifecycle.snapshot import (SNAPSHOT, LifecycleError, clear_hydra, passing, read_run, run_config, stamp,
+                                       writable)
 from mmfuse.tracking.record import RECORD, read_record, write_json_atomic
 
 PROG = "mmfuse reproduce"
@@ -68,13 +68,7 @@ def select_runs(path: Path, jobs: str | None) -> tuple[list[Path], bool]:
         for r in runs:
             read_run(r)
         return runs, True
-    done = []
-    for r in runs:
-        try:
-            read_run(r)
-            done.append(r)
-        except LifecycleError as e:
-            print(f"{PROG}: warning: skipping job {job_number(r)}: {e}", file=sys.stderr)
+    done = passing(runs, read_run, lambda r, e: f"{PROG}: warning: skipping job {job_number(r)}: {e}")
     if not done:
         raise LifecycleError(f"sweep {path}: no completed job to reproduce")
     return done, True

@@ -20,7 +20,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from mmfuse.lifecycle.snapshot import LifecycleError, apply_overrides, clear_hydra, read_run, run_config
+from mmfuse.lifecycle.snapshot import LifecycleError, apply_overrides, clear_hydra, passing, read_run, run_config
 from mmfuse.tracking.record import RECORD, pid_alive, write_json_atomic
 
 PROG = "mmfuse train resume"
@@ -150,13 +150,7 @@ def main(argv: list[str]) -> int:
         jobs = sorted(p for p in path.iterdir() if (p / RECORD).is_file())
         if not jobs:
             raise LifecycleError(f"resume={path} is neither a run folder nor a sweep folder (no {RECORD} in it or its job folders)")
-        todo = []
-        for job in jobs:
-            try:
-                check_resumable(job)
-                todo.append(job)
-            except LifecycleError as e:
-                print(f"{PROG}: skipping {job.name}: {e}", file=sys.stderr)
+        todo = passing(jobs, check_resumable, lambda job, e: f"{PROG}: skipping {job.name}: {e}")
         if not todo:
             raise LifecycleError(f"sweep {path}: no job to resume")
         failed = [job.name for job in todo if not resume_one(job, overrides)]

@@ -88,6 +88,20 @@ def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     return cfg
 
 
+def passing(items: list, check, skipped) -> list:
+    """The items `check` accepts; each it refuses (LifecycleError) is said on stderr as `skipped(item, error)`."""
+    import sys
+
+    kept = []
+    for item in items:
+        try:
+            check(item)
+            kept.append(item)
+        except LifecycleError as e:
+            print(skipped(item, e), file=sys.stderr)
+    return kept
+
+
 def stamp() -> str:
     return dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
 
