@@ -25,6 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch import nn
+
 from mmfuse.deploy.artifact import ARTIFACT_JSON, EXAMPLE, EXPORTS, FORMAT_VERSION, ONNX, PROGRAM, Artifact
 from mmfuse.lifecycle.snapshot import LifecycleError, read_run, run_config, stamp
 from mmfuse.tracking.record import RECORD, pid_alive, read_record, write_json_atomic
@@ -53,33 +56,25 @@ def check_onnx_available() -> None:
                              "(or use --format pt2)")
 
 
-class Exportable:
-    """Builds the nn.Module that is exported: dict of inputs -> probabilities."""
+class Exportable(nn.Module):
+    """The module that is exported: a dict of inputs -> probabilities (softmax, sigmoid per label) or values."""
 
-    def __new__(cls, model, task: str):
-        import torch
-        from torch import nn
+    def __init__(self, model, task: str):
+        super().__init__()
+        self.model, self.task = model, task
+        self.eval()
 
-        class _Program(nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.model = model
-
-            def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-                scores = self.model(inputs, inputs["present"])
-                if task == "multiclass":
-                    return scores.softmax(-1)
-                if task == "multilabel":
-                    return scores.sigmoid()
-                return scores
-
-        return _Program().eval()
+    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        scores = self.model(inputs, inputs["present"])
+        if self.task == "multiclass":
+            return scores.softmax(-1)
+        if self.task == "multilabel":
+            return scores.sigmoid()
+        return scores
 
 
 def input_batch(model, datamodule, n: int) -> dict[str, Any]:
     """The first n test samples as the program's inputs: present (B, M) over the model's modalities, tensors, masks."""
-    import torch
-
     data = datamodule.splits["test"][torch.arange(min(n, len(datamodule.splits["test"])))]
     inputs = {"present": model.present_mask(data)}
     for m in model.modality_names:
@@ -93,9 +88,7 @@ def max_diff(a, b) -> float:
     return float((a.double() - b.double()).abs().max()) if a.numel() else 0.0
 
 
-def export_pt2(program, inputs: dict, folder: Path) -> None:
-    import torch
-
+def export_pt2(program, inputs: dict, folder: Path):
     batch = torch.export.Dim("batch", min=1)
     ep = torch.export.export(program, (inputs,), dynamic_shapes=({k: {0: batch} for k in inputs},))
     torch.export.save(ep, str(folder / PROGRAM))
@@ -103,8 +96,6 @@ def export_pt2(program, inputs: dict, folder: Path) -> None:
 
 
 def export_onnx(ep, inputs: dict, reference, folder: Path) -> dict[str, Any]:
-    import torch
-
     onnx_program = torch.onnx.export(ep, (inputs,), dynamo=True, verbose=False)
     onnx_program.save(str(folder / ONNX))
     info: dict[str, Any] = {"file": ONNX}
@@ -125,7 +116,6 @@ def export_onnx(ep, inputs: dict, reference, folder: Path) -> dict[str, Any]:
 def export_run(run_dir: Path, ckpt: str = "best", fmt: str = "pt2", out: Path | None = None, trust: bool = False,
                tolerance: float = 1e-4, check_samples: int = 64) -> dict[str, Any]:
     import pytorch_lightning as pl
-    import torch
     from hydra.utils import instantiate
 
     from mmfuse.lifecycle.evaluate import checkpoint_path, load_model

@@ -128,7 +128,7 @@ def samples_from_manifest(path: Path, pre) -> tuple[list[dict[str, Any]], list[s
             if value in (None, ""):
                 continue
             reader = pre.params[m]["reader"]
-            sample[m] = value if reader in ("text", "hf_text") else (path.parent / str(value) if not Path(str(value)).is_absolute() else Path(str(value)))
+            sample[m] = value if reader in ("text", "hf_text") else path.parent / str(value)  # an absolute path stays as it is
         if not sample:
             raise _error(f"--input {path} line {line}: every input is empty")
         samples.append(sample)
