@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
 SWEEP = ["fusion=concat,late,tensor,gated", "seed=0,1", "data.modalities=[image,tabular]", "data.n_samples=3000",
-         "trainer.max_epochs=3", "callbacks=minimal", "logger=csv", "evaluation.robustness=false",
+         "trainer.max_epochs=8", "callbacks=minimal", "logger=csv", "evaluation.robustness=false",
          "trainer.enable_progress_bar=false"]
 
 
@@ -50,7 +50,7 @@ def main() -> int:
     assert len(parallel) == len(sequential) == 8, (len(parallel), len(sequential))
     same = parallel == sequential
     cores = os.cpu_count()
-    print(f"8-job sweep (4 strategies x 2 seeds, synthetic 3000 samples, 3 epochs) on {cores} cores")
+    print(f"8-job sweep (4 strategies x 2 seeds, synthetic 3000 samples, 8 epochs) on {cores} cores")
     print(f"{'launcher':<44} {'seconds':>8} {'speed-up':>9}")
     print(f"{'basic, one job at a time, threads=1':<44} {sequential_s:>8.1f} {1.0:>8.2f}x")
     print(f"{'basic, one job at a time, torch default threads':<44} {default_s:>8.1f} {sequential_s / default_s:>8.2f}x")

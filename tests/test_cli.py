@@ -98,13 +98,45 @@ def test_python_dash_m_and_console_script_agree():
 
 def test_joblib_sweep_shares_one_sweep_folder_and_records_failures(tmp_path):
     """Parallel workers resolve hydra.sweep.dir again: they must land in the parent's folder.
-    One job fails (tensor fusion needs two modalities); the other completes; the exit status says so."""
+    One job fails (tensor fusion needs two modalities); the other completes; the exit status says so.
+    The workers leave without module teardown (mmfuse/fastexit.py): the W&B run they wrote is whole."""
     result = run_cli("train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "data.modalities=[tabular]",
-                     "data.interaction=redundant", "fusion=concat,tensor", f"paths.output_dir={tmp_path}", "logger=csv",
-                     *TINY[2:])
+                     "data.interaction=redundant", "fusion=concat,tensor", f"paths.output_dir={tmp_path}", *TINY[2:])
     assert result.returncode == 1
     (sweep,) = list((tmp_path / "sweeps").iterdir())
     recs = {r["config"]["fusion"]["name"]: r for r in records(sweep)}
     assert recs["concat"]["status"] == "completed" and recs["tensor"]["status"] == "failed"
     assert "1 job(s) failed" in result.stderr and "fusion=tensor" in result.stderr
     assert all(r["environment"]["threads"] == max(1, (os.cpu_count() or 1) // 2) for r in recs.values())
+    from mmfuse.tracking.wandb_offline import read_offline_run
+
+    (offline,) = Path(recs["concat"]["run_dir"]).glob("wandb/offline-run-*")
+    run = read_offline_run(offline)
+    assert run["exit_code"] == 0 and run["summary"]["test/acc"] == recs["concat"]["metrics"]["test/acc"]
+    assert recs["concat"]["timing"]["ended_at"] > recs["concat"]["timing"]["first_step_at"]
+
+
+def test_prewarmed_joblib_workers_are_the_ones_the_launcher_uses(tmp_path):
+    """The callback starts joblib's workers on their imports; Hydra's launcher must then get the same processes."""
+    from hydra.core.hydra_config import HydraConfig
+    from joblib import Parallel, delayed
+    from omegaconf import OmegaConf
+
+    from conftest import compose_config
+    from mmfuse import launching
+
+    compose_config(["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"])
+    cfg = OmegaConf.create({"hydra": {"launcher": OmegaConf.to_container(HydraConfig.get().launcher),
+                                      "sweep": {"dir": str(tmp_path)}}})
+    launching.PrewarmJoblibWorkers().on_multirun_start(cfg)
+    assert len(launching._pending) == 1
+    warmed = set(launching._pending[0])  # waits for both imports
+    launching.PrewarmJoblibWorkers().on_multirun_end(cfg)
+    assert len(warmed) == 2 and not launching._pending
+    used = Parallel(**launching.joblib_arguments(cfg.hydra.launcher))(delayed(os.getpid)() for _ in range(8))
+    assert set(used) <= warmed, (used, warmed)
+
+
+def test_console_entry_says_a_bad_config_folder_and_exits_1(tmp_path):
+    result = run_cli("train", "fusion=late", env={"MMFUSE_CONFIG_DIR": str(tmp_path)})
+    assert result.returncode == 1 and f"no train.yaml in config folder {tmp_path}" in result.stderr

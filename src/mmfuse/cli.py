@@ -82,8 +82,10 @@ def run_train(argv: list[str]) -> int:
     @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
     def _train(cfg) -> None:
         nonlocal multirun
+        from mmfuse.fastexit import fast_exit_in_worker
         from mmfuse.train import train
 
+        fast_exit_in_worker()  # a joblib worker then exits in 0.1 s, not 2.5 s, when the sweep ends
         try:
             record = train(cfg)
         except Exception as e:  # recorded in run.json by train(); here it only needs saying
@@ -114,6 +116,21 @@ def run_train(argv: list[str]) -> int:
         print(f"mmfuse train: {len(failures)} job(s) failed: {', '.join(failures)}", file=sys.stderr)
         return 1
     return 0
+
+
+def console_main() -> None:
+    """The `mmfuse` console script and `python -m mmfuse`: main(), then an exit without module teardown."""
+    try:
+        code = main()
+    except SystemExit as e:  # sys.exit(message) from a command: say it, as the interpreter would
+        if e.code is None or isinstance(e.code, int):
+            code = e.code or 0
+        else:
+            print(e.code, file=sys.stderr)
+            code = 1
+    from mmfuse.fastexit import exit_now
+
+    exit_now(code)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -276,8 +276,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                                 "traceback_file": str(tb_file)}
         raise
     finally:
+        ended = time.time()
         timing = {**record.data.get("timing", {}), **timing, "ended": dt.datetime.now().isoformat(timespec="seconds"),
-                  "wall_seconds": round(time.time() - started, 3)}
+                  "ended_at": ended, "wall_seconds": round(ended - started, 3)}
         record.update(status=status, metrics=metrics, timing=timing)
         wandb_setup.finish(exit_code=0 if status == "completed" else 1)
         record.release()

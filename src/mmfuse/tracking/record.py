@@ -11,7 +11,7 @@ Schema (top-level keys):
   metrics       flat keys as logged: val/acc_best, test/acc, test/f1, ...
   history       per-epoch validation metrics [{epoch, step, val/...}, ...]
   best          {monitor, score, checkpoint}
-  timing        {started, ended, wall_seconds, fit_seconds, test_seconds}
+  timing        {started, ended, wall_seconds, fit_seconds, test_seconds, first_step_at, ended_at}
   params        parameter counts: total, trainable, encoder/<m>, fusion, head
   complexity    flops_per_sample, latency_ms_per_sample, latency_batch_size, train_seconds_per_epoch, peak_rss_mb
   data          {name, task, num_classes, modalities, sizes}

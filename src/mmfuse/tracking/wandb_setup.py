@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -38,9 +39,10 @@ def start_experiment(logger, record) -> dict[str, Any]:
 
 
 def finish(exit_code: int) -> None:
+    wandb = sys.modules.get("wandb")  # not imported: no run was started (importing it here would cost ~1 s a job)
+    if wandb is None:
+        return
     try:
-        import wandb
-
         if wandb.run is not None:
             wandb.finish(exit_code=exit_code)
     except Exception as e:  # noqa: BLE001 - finishing must not mask the run's own outcome
