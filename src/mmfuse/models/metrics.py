@@ -54,10 +54,14 @@ MONITOR = {"multiclass": ("acc", "max"), "multilabel": ("f1", "max"), "regressio
 def build_metrics(task: str, num_classes: int, full: bool = True) -> MetricCollection:
     """Accuracy, macro-F1, precision, recall, AUROC (or MAE/MSE/corr/acc2 for regression).
 
-    `full=False` keeps only the cheap ones, for per-step training metrics.
+    `full=False` keeps only the cheap ones, for per-step training metrics, and skips torchmetrics' input checks
+    (a `torch.unique` over the targets every step): the module's own predictions and the data module's
+    checked labels are what they are given.
     """
+    check = {} if full else {"validate_args": False}
     if task == "multiclass":
-        metrics = {"acc": MulticlassAccuracy(num_classes, average="micro"), "f1": MulticlassF1Score(num_classes, average="macro")}
+        metrics = {"acc": MulticlassAccuracy(num_classes, average="micro", **check),
+                   "f1": MulticlassF1Score(num_classes, average="macro", **check)}
         if full:
             metrics |= {
                 "precision": MulticlassPrecision(num_classes, average="macro"),
@@ -65,7 +69,7 @@ def build_metrics(task: str, num_classes: int, full: bool = True) -> MetricColle
                 "auroc": MulticlassAUROC(num_classes, average="macro"),
             }
     elif task == "multilabel":
-        metrics = {"acc": MultilabelAccuracy(num_classes), "f1": MultilabelF1Score(num_classes, average="micro")}
+        metrics = {"acc": MultilabelAccuracy(num_classes, **check), "f1": MultilabelF1Score(num_classes, average="micro", **check)}
         if full:
             metrics |= {
                 "f1_macro": MultilabelF1Score(num_classes, average="macro"),

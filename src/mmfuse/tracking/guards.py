@@ -43,10 +43,17 @@ class DivergenceGuard(pl.Callback):
         if loss is not None and not torch.isfinite(loss.detach()).all():
             raise Diverged(f"non-finite training loss ({float(loss):.3g}) at step {trainer.global_step}", trainer.global_step)
 
+    def on_train_start(self, trainer, pl_module) -> None:
+        # walking the module tree for its parameters every step costs more than the norm itself
+        self._params = [p for p in pl_module.parameters() if p.requires_grad]
+
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
-        grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
+        params = getattr(self, "_params", None) or list(pl_module.parameters())
+        grads = [p.grad.detach() for p in params if p.grad is not None]
         if grads:
-            norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.detach().float()) for g in grads])))
+            # one fused kernel per dtype/device group (what clip_grad_norm_ uses) instead of one per tensor
+            norms = torch._foreach_norm(grads) if hasattr(torch, "_foreach_norm") else [torch.linalg.vector_norm(g) for g in grads]
+            norm = float(torch.linalg.vector_norm(torch.stack([n.float() for n in norms])))
             if not math.isfinite(norm):
                 raise Diverged(f"non-finite gradient norm at step {trainer.global_step}", trainer.global_step)
 
