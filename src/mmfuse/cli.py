@@ -130,7 +130,7 @@ def console_main() -> None:
             code = 1
     from mmfuse.fastexit import exit_now
 
-    exit_now(code)
+    exit_now(0 if code is None else int(code))
 
 
 def main(argv: list[str] | None = None) -> int:
