@@ -35,15 +35,12 @@ def _import_job_modules() -> int:
 
 
 def joblib_arguments(launcher: DictConfig) -> dict[str, Any]:
-    """The keyword arguments Hydra's joblib launcher gives joblib.Parallel (hydra_joblib_launcher/_core.py)."""
+    """The keyword arguments Hydra's joblib launcher gives joblib.Parallel, made by the launcher's own code."""
+    from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
+
     kwargs = {k: v for k, v in OmegaConf.to_container(launcher, resolve=True).items() if k != "_target_"}
-    kwargs["backend"] = "loky"  # the launcher's own choice: threads do not work with Hydra
-    for key in ("pre_dispatch", "batch_size", "max_nbytes"):
-        try:
-            if kwargs.get(key):
-                kwargs[key] = int(kwargs[key])
-        except ValueError:
-            pass
+    kwargs["backend"] = "loky"  # as the launcher sets it: threads do not work with Hydra
+    process_joblib_cfg(kwargs)
     return kwargs
 
 

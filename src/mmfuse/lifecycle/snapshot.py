@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -90,8 +91,6 @@ def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
 
 def passing(items: list, check, skipped) -> list:
     """The items `check` accepts; each it refuses (LifecycleError) is said on stderr as `skipped(item, error)`."""
-    import sys
-
     kept = []
     for item in items:
         try:

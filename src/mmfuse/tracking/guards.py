@@ -48,12 +48,10 @@ class DivergenceGuard(pl.Callback):
         self._params = [p for p in pl_module.parameters() if p.requires_grad]
 
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
-        params = getattr(self, "_params", None) or list(pl_module.parameters())
-        grads = [p.grad.detach() for p in params if p.grad is not None]
+        grads = [p.grad.detach() for p in self._params if p.grad is not None]
         if grads:
             # one fused kernel per dtype/device group (what clip_grad_norm_ uses) instead of one per tensor
-            norms = torch._foreach_norm(grads) if hasattr(torch, "_foreach_norm") else [torch.linalg.vector_norm(g) for g in grads]
-            norm = float(torch.linalg.vector_norm(torch.stack([n.float() for n in norms])))
+            norm = float(torch.linalg.vector_norm(torch.stack([n.float() for n in torch._foreach_norm(grads)])))
             if not math.isfinite(norm):
                 raise Diverged(f"non-finite gradient norm at step {trainer.global_step}", trainer.global_step)
 
