@@ -1,25 +1,27 @@
-"""Framework overhead: an epoch through `mmfuse train` vs a plain PyTorch loop, side by side in one process.
+"""Framework overhead: an epoch through `mmfuse train` vs a plain PyTorch loop, interleaved batch by batch in one process.
 
 Both train the same model (built by mmfuse.models.build from the same config)
-on the same in-memory batches (the data module's loaders), with the same
-batch size, thread count, optimizer (AdamW, the warmup-cosine schedule,
-gradient clipping at 1.0) and a validation pass each epoch. `mmfuse train`
-adds everything a run has: Lightning, torchmetrics (per-step and per-epoch
-metrics), W&B (offline) and CSV logging, best+last checkpoints every epoch,
-the rich progress bar and the run record.
+on the same in-memory data (each side iterates its own copy of the data
+module's loaders), with the same batch size, thread count, optimizer (AdamW,
+the warmup-cosine schedule, gradient clipping at 1.0) and a validation pass
+each epoch. `mmfuse train` adds everything a run has: Lightning, torchmetrics
+(per-step and per-epoch metrics), W&B (offline) and CSV logging, best+last
+checkpoints every epoch, the rich progress bar and the run record.
 
-This machine's speed drifts by several per cent from one minute to the next,
-more than the 5 % being measured, so the two sides alternate epoch by epoch:
-a benchmark-only callback runs one epoch of the plain loop (its own copy of
-the model and optimizer) just before each of Lightning's epochs. A Lightning
-epoch is timed from the end of that plain epoch to the start of the next one
-(training, validation, checkpoints, logging, progress bar: everything the
-run does in between). Each pair gives a ratio; the figure is the median of
-the ratios of epochs 2..E (epoch 1 warms up) over `--rounds` runs, with the
-lowest and highest ratio next to it, and the ratio of the training steps
-alone (first batch to last, no validation or epoch end). The progress bar renders as in a
-terminal (TTY_COMPATIBLE=1, TTY_INTERACTIVE=1), into /dev/null.
-Target: ratio <= 1.05 on each data set.
+This machine's speed drifts by 5-15 % over seconds, more than the 5 % being
+measured, so the two sides alternate batch by batch (about every 0.1 s): a
+benchmark-only callback runs one step of the plain loop (its own model copy,
+optimizer and loader iterator) just before each of Lightning's training
+steps, and one plain validation batch before each of Lightning's. Everything
+between two plain pieces is mmfuse's: its step, hooks, logging, progress bar,
+and at the end of an epoch its validation metrics, checkpoints and records.
+An epoch's ratio is mmfuse's time over the plain loop's; the figure is the
+median over epochs 2..E (epoch 1 warms up) of `--rounds` runs, with the lowest
+and highest ratio next to it, and the ratio of the training steps alone (the
+time between two plain training steps against a plain step, epoch ends left
+out). The progress bar renders as in a terminal (TTY_COMPATIBLE=1,
+TTY_INTERACTIVE=1), into /dev/null; its refresh thread runs during the plain
+pieces too. Target: ratio <= 1.05 on each data set.
 
     python benchmarks/bench_overhead.py [--epochs 6] [--rounds 2] [--threads 1] [--json out.json] [--overrides k=v ...]
 """
@@ -34,6 +36,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -48,7 +51,7 @@ CASES = {
     "synthetic": ["data=synthetic"],
     "avmnist_real": ["data=avmnist_real", f"paths.data_dir={SHARED_DATA}", "data.sizes=[4000,1000,1000]"],
 }
-_PAIRING: dict = {}  # the pairing callback of the run in progress (the callback is built by Hydra's instantiate)
+_PAIRING: dict = {}  # the interleaving callback of the run in progress (the callback is built by Hydra's instantiate)
 
 
 def config(case: str, epochs: int, threads: int, folder: Path, overrides: list[str] = ()):
@@ -57,53 +60,56 @@ def config(case: str, epochs: int, threads: int, folder: Path, overrides: list[s
 
 
 class PlainLoop:
-    """The hand-written loop: forward, loss, backward, clip, step, schedule; a validation pass with accuracy."""
+    """The hand-written loop, a batch at a time: forward, loss, backward, clip, step, schedule; validation with accuracy."""
 
     def __init__(self, cfg, datamodule, epochs: int):
         from mmfuse.models.build import build_model
+        from mmfuse.models.metrics import loss_fn
         from mmfuse.models.schedules import warmup_cosine
 
         self.model = build_model(cfg, datamodule)
+        self.loss_fn = loss_fn
         self.train_loader, self.val_loader = datamodule.train_dataloader(), datamodule.val_dataloader()
         opt = cfg.model.optimizer
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=opt.lr, weight_decay=opt.weight_decay)
         self.sched = warmup_cosine(self.opt, epochs * len(self.train_loader), cfg.model.scheduler.warmup_fraction,
                                    cfg.model.scheduler.min_lr_ratio)
+        self.correct = self.total = 0
 
-    def epoch(self) -> float:
-        """One epoch; returns the seconds its training steps took (the rest is validation)."""
-        from mmfuse.models.metrics import loss_fn
-
+    def train_step(self, first: bool) -> None:
         model = self.model
-        model.train()
-        start = time.perf_counter()
-        for batch in self.train_loader:
-            loss = loss_fn(model.task, model(batch), batch["label"])
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            self.opt.step()
-            self.sched.step()
-        steps = time.perf_counter() - start
-        model.eval()
-        correct = total = 0
+        if first:  # a new epoch: a fresh pass over the training data
+            model.train()
+            self._batches = iter(self.train_loader)
+        batch = next(self._batches)
+        loss = self.loss_fn(model.task, model(batch), batch["label"])
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        self.opt.step()
+        self.sched.step()
+
+    def val_batch(self, first: bool) -> None:
+        if first:
+            self.model.eval()
+            self._batches = iter(self.val_loader)
+            self.correct = self.total = 0
+        batch = next(self._batches)
         with torch.no_grad():
-            for batch in self.val_loader:
-                correct += int((model(batch).argmax(1) == batch["label"]).sum())
-                total += len(batch["label"])
-        assert total > 0 and 0 <= correct <= total
-        return steps
+            self.correct += int((self.model(batch).argmax(1) == batch["label"]).sum())
+        self.total += len(batch["label"])
 
 
-class PairEpochs(pl.Callback):
-    """Runs one plain-loop epoch before each Lightning epoch and times both (benchmark only)."""
+class InterleavePlain(pl.Callback):
+    """Runs a plain-loop piece before each of Lightning's training steps and validation batches; times both sides
+    (benchmark only)."""
 
     def __init__(self):
-        self.plain: list[float] = []
-        self.lightning: list[float] = []
-        self.plain_steps: list[float] = []  # the training steps alone (first to last batch)
-        self.lightning_steps: list[float] = []
-        self._start: float | None = None
+        self.plain: dict[int, float] = defaultdict(float)  # epoch -> seconds in plain-loop pieces
+        self.mmfuse: dict[int, float] = defaultdict(float)  # epoch -> seconds of everything else
+        self.plain_steps: dict[int, list[float]] = defaultdict(list)  # a plain training step, 2nd to last
+        self.mmfuse_steps: dict[int, list[float]] = defaultdict(list)  # between two plain training steps
+        self._mark: tuple[float, int, bool] | None = None  # (end of the last plain piece, its epoch, training?)
         self._loop: PlainLoop | None = None
         _PAIRING["callback"] = self
 
@@ -111,24 +117,35 @@ class PairEpochs(pl.Callback):
         cfg = _PAIRING["cfg"]
         self._loop = PlainLoop(cfg, trainer.datamodule, cfg.trainer.max_epochs)
 
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        now = time.perf_counter()
-        if self._start is not None:
-            self.lightning.append(now - self._start)
-        self.plain_steps.append(self._loop.epoch())
-        self._start = time.perf_counter()
-        self.plain.append(self._start - now)
+    def _piece(self, trainer, training: bool, first: bool) -> None:
+        start = time.perf_counter()
+        epoch = trainer.current_epoch
+        self._charge(start, epoch, training and not first)
+        (self._loop.train_step if training else self._loop.val_batch)(first)
+        end = time.perf_counter()
+        self.plain[epoch] += end - start
+        if training and not first:
+            self.plain_steps[epoch].append(end - start)
+        self._mark = (end, epoch, training)
+
+    def _charge(self, now: float, epoch: int | None, step: bool) -> None:
+        """Everything since the last plain piece was mmfuse's: charge it to that piece's epoch."""
+        if self._mark is None:
+            return
+        since, mark_epoch, was_training = self._mark
+        self.mmfuse[mark_epoch] += now - since
+        if step and was_training and mark_epoch == epoch:
+            self.mmfuse_steps[epoch].append(now - since)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if batch_idx == 0:
-            self._steps_start = time.perf_counter()
+        self._piece(trainer, training=True, first=batch_idx == 0)
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if batch_idx == trainer.num_training_batches - 1:
-            self.lightning_steps.append(time.perf_counter() - self._steps_start)
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        if not trainer.sanity_checking:
+            self._piece(trainer, training=False, first=batch_idx == 0)
 
     def on_train_end(self, trainer, pl_module) -> None:
-        self.lightning.append(time.perf_counter() - self._start)
+        self._charge(time.perf_counter(), None, False)
 
 
 @contextlib.contextmanager
@@ -151,41 +168,42 @@ def output_to_devnull():
             os.close(fd)
 
 
-def paired_epochs(case: str, epochs: int, threads: int, overrides: list[str] = ()) -> tuple[list[float], ...]:
-    """One `mmfuse train` run with a plain epoch before each of its epochs: seconds per epoch (plain, mmfuse),
-    and of their training steps alone (plain, mmfuse)."""
+def interleaved_run(case: str, epochs: int, threads: int, overrides: list[str] = ()) -> InterleavePlain:
+    """One `mmfuse train` run with a plain-loop piece before each of its batches; the callback holds the times."""
     from mmfuse.train import train
 
     folder = Path(tempfile.mkdtemp(prefix=f"bench_overhead_{case}_"))
     try:
         cfg = config(case, epochs, threads, folder / "run", overrides)
         with open_dict(cfg):
-            cfg.callbacks.pair_epochs = {"_target_": f"{__name__}.PairEpochs"}
+            cfg.callbacks.interleave_plain = {"_target_": f"{__name__}.InterleavePlain"}
         _PAIRING.clear()
         _PAIRING["cfg"] = cfg
         with output_to_devnull():  # the progress bar runs and renders (it is part of the cost) but is not shown
             record = train(cfg)
         assert record["status"] == "completed", record.get("error")
-        pairing = _PAIRING["callback"]
-        assert len(pairing.plain) == len(pairing.lightning) == epochs, (pairing.plain, pairing.lightning)
-        return pairing.plain, pairing.lightning, pairing.plain_steps, pairing.lightning_steps
+        timing = _PAIRING["callback"]
+        assert sorted(timing.plain) == sorted(timing.mmfuse) == list(range(epochs)), (timing.plain, timing.mmfuse)
+        # the plain loop saw every batch: the whole validation set in the last epoch, as many steps as Lightning
+        assert timing._loop.total == len(timing._loop.val_loader.dataset), timing._loop.total
+        assert timing._loop.sched.last_epoch == epochs * len(timing._loop.train_loader), timing._loop.sched.last_epoch
+        return timing
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
 def measure(case: str, epochs: int, rounds: int, threads: int, overrides: list[str] = ()) -> dict:
-    plain, mmfuse, plain_steps, mmfuse_steps = [], [], [], []
+    plain, mmfuse, steps_ratios = [], [], []
     for _ in range(rounds):
-        p, m, ps, ms = paired_epochs(case, epochs, threads, overrides)
-        plain += p[1:]
-        mmfuse += m[1:]
-        plain_steps += ps[1:]
-        mmfuse_steps += ms[1:]
+        t = interleaved_run(case, epochs, threads, overrides)
+        for epoch in range(1, epochs):  # epoch 1 (index 0) warms up
+            plain.append(t.plain[epoch])
+            mmfuse.append(t.mmfuse[epoch])
+            steps_ratios.append(sum(t.mmfuse_steps[epoch]) / sum(t.plain_steps[epoch]))
     ratios = [m / p for p, m in zip(plain, mmfuse)]
     return {"case": case, "plain_s": statistics.median(plain), "mmfuse_s": statistics.median(mmfuse),
             "ratio": statistics.median(ratios), "ratios": ratios, "plain": plain, "mmfuse": mmfuse,
-            "steps_ratio": statistics.median(m / p for p, m in zip(plain_steps, mmfuse_steps)),
-            "plain_steps": plain_steps, "mmfuse_steps": mmfuse_steps}
+            "steps_ratio": statistics.median(steps_ratios), "steps_ratios": steps_ratios}
 
 
 def main() -> int:
@@ -208,8 +226,8 @@ def main() -> int:
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore")
     results = []
-    print(f"epoch time in seconds, medians over epochs 2..{args.epochs} of {args.rounds} runs; each mmfuse epoch "
-          f"paired with a plain-loop epoch run just before it; {args.threads} thread(s)")
+    print(f"epoch time in seconds, medians over epochs 2..{args.epochs} of {args.rounds} runs; plain-loop and mmfuse "
+          f"batches interleaved one by one; {args.threads} thread(s)")
     print(f"{'data set':<14} {'plain loop':>10} {'mmfuse':>8} {'ratio':>7} {'ratio range':>13} {'steps only':>10}  "
           "target <= 1.05")
     for case in args.cases:
