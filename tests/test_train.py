@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 
 from mmfuse.train import train
 
@@ -131,3 +132,44 @@ def test_complexity_is_recorded(cfg_factory):
     cost = rec["complexity"]
     assert cost["flops_per_sample"] > 0 and cost["latency_ms_per_sample"] > 0 and cost["peak_rss_mb"] > 0
     assert cost["train_seconds_per_epoch"] > 0 and cost["latency_batch_size"] >= 1
+
+
+class StepLosses(pl.Callback):
+    """Keeps each optimizer step's (epoch, step, training loss, batch size); built by Hydra from the config."""
+
+    seen: list[tuple[int, int, float, int]] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        StepLosses.seen.append((trainer.current_epoch, trainer.global_step - 1, float(outputs["loss"]), len(batch["label"])))
+
+
+def test_logged_training_loss_is_each_written_steps_loss_and_the_epochs_weighted_mean(cfg_factory):
+    """The step loss is logged only on the steps the loggers write (every log_every_n_steps), and those rows hold
+    that step's loss; the epoch loss is the sample-weighted mean; the record's history rows hold each epoch's own
+    training metrics (callbacks' epoch end runs before the module's)."""
+    import csv
+
+    from omegaconf import open_dict
+
+    StepLosses.seen = []
+    cfg = cfg_factory("logger=csv", "trainer.max_epochs=3", "trainer.log_every_n_steps=3", "test=false")
+    with open_dict(cfg):
+        cfg.callbacks.step_losses = {"_target_": f"{__name__}.StepLosses"}
+    record = train(cfg)
+    assert record["status"] == "completed"
+    seen = {step: (epoch, loss, n) for epoch, step, loss, n in StepLosses.seen}
+    rows = list(csv.DictReader(open(Path(cfg.paths.run_dir) / "csv" / "metrics.csv")))
+    step_rows = {int(r["step"]): float(r["train/loss_step"]) for r in rows if r.get("train/loss_step")}
+    assert sorted(step_rows) == [s for s in sorted(seen) if (s + 1) % 3 == 0] and len(step_rows) >= 4
+    for step, loss in step_rows.items():
+        assert loss == pytest.approx(seen[step][1], rel=1e-6), step
+    history = record["history"]
+    assert [row["epoch"] for row in history] == [0, 1, 2]
+    for row in history:
+        losses = [(loss, n) for epoch, loss, n in seen.values() if epoch == row["epoch"]]
+        mean = sum(loss * n for loss, n in losses) / sum(n for _, n in losses)
+        assert row["train/loss_epoch"] == pytest.approx(mean, rel=1e-5) and "train/acc" in row
+    epoch_rows = [r for r in rows if r.get("train/loss_epoch")]
+    assert [float(r["train/loss_epoch"]) for r in epoch_rows] == pytest.approx([row["train/loss_epoch"] for row in history])
+    assert [float(r["train/acc"]) for r in epoch_rows] == pytest.approx([row["train/acc"] for row in history])
+    assert history[-1]["train/acc"] == record["metrics"]["train/acc"]

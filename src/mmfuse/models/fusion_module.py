@@ -85,7 +85,7 @@ class FusionModule(pl.LightningModule):
         self.test_metrics = build_metrics(task, num_classes).clone(prefix="test/")
         self.val_best = MaxMetric() if mode == "max" else MinMetric()
         # sample-weighted mean losses, reduced exactly across DDP processes (which may hold unequal shares)
-        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
+        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
 
     # --- model ---------------------------------------------------------------------
     def present_mask(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -120,12 +120,37 @@ class FusionModule(pl.LightningModule):
             present = drop_modalities(present, self.hparams.modality_dropout)
         loss, preds = self._shared_step(batch, present)
         self.train_metrics.update(preds, batch["label"])
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(batch["label"]), sync_dist=True)
+        self.train_loss.update(loss.detach(), len(batch["label"]))
+        if batch_idx == 0 or self._writes_step_logs():
+            # a self.log call costs about 1 ms (Lightning's bookkeeping); the step loss is logged when the loggers
+            # will write it, and at an epoch's first batch for the progress bar
+            self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
         return loss
 
+    def _writes_step_logs(self) -> bool:
+        """Whether Lightning hands this step's values to the loggers (every `trainer.log_every_n_steps` optimizer steps)."""
+        every = self.trainer.log_every_n_steps
+        return every > 0 and ((self.global_step + 1) % every == 0 or self.trainer.should_stop)
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        # callbacks' on_train_epoch_end runs before the module's: log the epoch's training metrics at its last batch,
+        # so that a callback reading metrics at the end of the epoch (the record's history) sees this epoch's values
+        if self.trainer.is_last_batch:
+            self._log_train_epoch()
+
     def on_train_epoch_end(self):
-        self.log_dict(self.train_metrics.compute())
+        if self.train_loss.update_count:  # an epoch cut short (should_stop mid-epoch) logs what it has
+            self._log_train_epoch()
+
+    def _log_train_epoch(self):
+        values = self.train_metrics.compute()
+        loss = self.train_loss.compute()
         self.train_metrics.reset()
+        self.train_loss.reset()
+        # already epoch values (torchmetrics reduces them across DDP processes): batch_size=1 keeps them as they are
+        self.log_dict(values, on_step=False, on_epoch=True, batch_size=1)
+        self.log("train/loss_epoch", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=1)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, logger=False, batch_size=1)  # the record's name for it
 
     def on_train_start(self):
         # the sanity check must not seed the best-so-far tracker

@@ -19,8 +19,9 @@ def scalars(metrics: dict) -> dict[str, float]:
 class RecordHistory(pl.Callback):
     """Appends {epoch, step, val/..., train/...} to the record's history after each epoch.
 
-    `on_train_epoch_end` runs after the epoch's validation and after the
-    module has logged its epoch metrics, so the row holds this epoch's values.
+    `on_train_epoch_end` runs after the epoch's validation (val/*) and after the
+    module has logged its training-epoch metrics (at the epoch's last batch), so
+    the row holds this epoch's values.
     """
 
     def __init__(self, record: RunRecord):
