@@ -95,7 +95,7 @@ class PlainLoop:
             self._batches = iter(self.val_loader)
             self.correct = self.total = 0
         batch = next(self._batches)
-        with torch.no_grad():
+        with torch.inference_mode():  # what Lightning's validation uses (Trainer(inference_mode=True))
             self.correct += int((self.model(batch).argmax(1) == batch["label"]).sum())
         self.total += len(batch["label"])
 
