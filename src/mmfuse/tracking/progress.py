@@ -1,0 +1,63 @@
+"""The progress bar: Lightning's rich bar, fed at the rate it draws instead of at every batch."""
+from __future__ import annotations
+
+import math
+import time
+
+from pytorch_lightning.callbacks import RichProgressBar
+
+
+class ProgressBar(RichProgressBar):
+    """Lightning's `RichProgressBar`, updated at most `refresh_rate` times a second.
+
+    Lightning's bar updates its task and its metrics at every batch (metric `.item()` calls and a locked task
+    update, about 0.4 ms) and asks its refresh thread for a redraw each time; a redraw is rich rendering the whole
+    table, about 4.5 ms holding the interpreter lock, at up to `refresh_rate` per second. With steps of a few
+    tens of milliseconds both are several per cent of training (benchmarks/bench_overhead.py). Here the end of a
+    batch updates the bar only when 1/refresh_rate seconds have passed since its last update, and always at a
+    loop's last batch, so the bar shows the same counts, speed and metrics, at the rate it can show them.
+    """
+
+    def __init__(self, refresh_rate: int = 2, **kwargs):
+        if not (isinstance(refresh_rate, int) and refresh_rate >= 0):
+            raise ValueError(f"callbacks.rich_progress_bar.refresh_rate={refresh_rate!r}; expected an integer >= 0 "
+                             "(updates a second; 0 turns the bar off)")
+        super().__init__(refresh_rate=refresh_rate, **kwargs)
+        self.clock = time.monotonic  # seconds; the overhead benchmark swaps in one that leaves out its plain loop
+        self._next_update = -math.inf
+
+    def _init_progress(self, trainer) -> None:
+        super()._init_progress(trainer)
+        # Lightning's refresh thread sleeps 1/refresh_rate between looks for a pending redraw, and stopping the bar
+        # (the end of fit, of test) waits out that sleep: half a second at 2 a second. Drawing only follows
+        # updates, which come at most refresh_rate times a second, so looking ten times a second draws no more often
+        thread = getattr(getattr(self.progress, "live", None), "_refresh_thread", None)
+        if thread is not None and hasattr(thread, "refresh_per_second"):
+            thread.refresh_per_second = max(thread.refresh_per_second, 10)
+
+    def _due(self, batch_idx: int, total: float) -> bool:
+        """Whether this batch's end updates the bar: its interval has passed, or it is the loop's last batch."""
+        if not self.is_enabled:
+            return False
+        now = self.clock()
+        if now >= self._next_update or batch_idx + 1 >= total:
+            self._next_update = now + 1.0 / self.refresh_rate
+            return True
+        return False
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        # no task yet (a resumed epoch's first batch): Lightning's method creates it
+        if self.train_progress_bar_id is None or self._due(batch_idx, self.total_train_batches):
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if trainer.sanity_checking or self._due(batch_idx, self.total_val_batches_current_dataloader):
+            super().on_validation_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if self._due(batch_idx, self.total_test_batches_current_dataloader):
+            super().on_test_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)
+
+    def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if self._due(batch_idx, self.total_predict_batches_current_dataloader):
+            super().on_predict_batch_end(trainer, pl_module, outputs, batch, batch_idx, dataloader_idx)

@@ -1,0 +1,63 @@
+"""The progress bar is fed at the rate it draws, and always shows a loop's last batch."""
+from __future__ import annotations
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from mmfuse.tracking.progress import ProgressBar
+
+
+class Tiny(pl.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.layer = torch.nn.Linear(4, 1)
+
+    def training_step(self, batch, batch_idx):
+        loss = self.layer(batch[0]).pow(2).mean()
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val/loss", self.layer(batch[0]).pow(2).mean(), prog_bar=True)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+def loader(n):
+    return DataLoader(TensorDataset(torch.randn(n, 4)), batch_size=1)
+
+
+def test_bar_updates_once_per_interval_and_at_each_loops_last_batch(tmp_path):
+    bar = ProgressBar(refresh_rate=2)  # an update at most every 0.5 s
+    ticks = iter(range(10_000))
+    bar.clock = lambda: 0.2 * next(ticks)  # each batch end is 0.2 s after the one before
+    train_updates = []
+    original = bar._update
+
+    def counting(progress_bar_id, current, visible=True, hard=False):
+        if progress_bar_id == bar.train_progress_bar_id:
+            train_updates.append(current)
+        original(progress_bar_id, current, visible, hard)
+
+    bar._update = counting
+    trainer = pl.Trainer(max_epochs=2, callbacks=[bar], logger=False, enable_checkpointing=False,
+                         num_sanity_val_steps=0, default_root_dir=tmp_path, enable_model_summary=False)
+    trainer.fit(Tiny(), loader(10), loader(4))
+    # clock 0, 0.2, 0.4, ... per batch end: updates at 0, 0.6, 1.2, ... (every 3rd batch) plus each epoch's last batch
+    per_epoch = [1, 4, 7, 10]
+    assert train_updates[:4] == per_epoch, train_updates
+    assert train_updates.count(10) == 2  # both epochs end with the full count shown
+    assert len(train_updates) < 2 * 10 / 2  # far fewer updates than batches
+    task = bar.progress.tasks[bar.train_progress_bar_id]
+    assert task.completed == task.total == 10
+    assert "train/loss" in bar.get_metrics(trainer, trainer.lightning_module)
+
+
+def test_bar_rejects_a_bad_rate():
+    with pytest.raises(ValueError, match="refresh_rate"):
+        ProgressBar(refresh_rate=-1)
+    with pytest.raises(ValueError, match="refresh_rate"):
+        ProgressBar(refresh_rate=0.5)
