@@ -173,3 +173,32 @@ def test_logged_training_loss_is_each_written_steps_loss_and_the_epochs_weighted
     assert [float(r["train/loss_epoch"]) for r in epoch_rows] == pytest.approx([row["train/loss_epoch"] for row in history])
     assert [float(r["train/acc"]) for r in epoch_rows] == pytest.approx([row["train/acc"] for row in history])
     assert history[-1]["train/acc"] == record["metrics"]["train/acc"]
+
+
+class PoisonLastGradient(pl.Callback):
+    """Makes one gradient non-finite at the run's last step, after the loss was computed (test only)."""
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        if trainer.is_last_batch and trainer.current_epoch == trainer.max_epochs - 1:
+            next(p for p in pl_module.parameters() if p.grad is not None).grad.fill_(float("inf"))
+
+
+def test_a_non_finite_gradient_at_the_last_step_never_reaches_a_checkpoint(cfg_factory):
+    """The loss of the last step is finite, its gradient is not: the update makes the weights non-finite, and the
+    guard stops the run before they are validated or saved; the checkpoints of the epoch before stay as they were."""
+    import torch
+    from omegaconf import open_dict
+
+    from mmfuse.tracking.guards import Diverged
+
+    cfg = cfg_factory("logger=none", "callbacks=default", "~callbacks.rich_progress_bar", "trainer.max_epochs=2")
+    with open_dict(cfg):
+        cfg.callbacks.poison = {"_target_": f"{__name__}.PoisonLastGradient"}
+    with pytest.raises(Diverged, match="non-finite weights .* before validation"):
+        train(cfg)
+    run_dir = Path(cfg.paths.run_dir)
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "diverged" and [row["epoch"] for row in record["history"]] == [0]
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 0
+    assert all(torch.isfinite(w).all() for w in last["state_dict"].values() if w.is_floating_point())
