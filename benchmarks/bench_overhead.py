@@ -11,14 +11,18 @@ checkpoints every epoch, the rich progress bar and the run record.
 This machine's speed drifts by 5-15 % over seconds, more than the 5 % being
 measured, so the two sides alternate batch by batch (about every 0.1 s): a
 benchmark-only callback runs one step of the plain loop (its own model copy,
-optimizer and loader iterator) just before each of Lightning's training
-steps, and one plain validation batch before each of Lightning's. Everything
+optimizer and loader iterator) next to each of Lightning's training steps,
+and one plain validation batch next to each of Lightning's. Which side runs
+first changes the times by a few per cent (run after the other side, a
+backward pass took 2 ms longer), so the plain piece runs before Lightning's
+even batches and after its odd ones (P M M P P M M P ...). Everything
 between two plain pieces is mmfuse's: its step, hooks, logging, progress bar,
 and at the end of an epoch its validation metrics, checkpoints and records.
 An epoch's ratio is mmfuse's time over the plain loop's; the figure is the
 median over epochs 2..E (epoch 1 warms up) of `--rounds` runs, with the lowest
-and highest ratio next to it, and the ratio of the training steps alone (the
-time between two plain training steps against a plain step, epoch ends left
+and highest ratio next to it, and the ratio of the training steps alone
+(mmfuse's time per step between the epoch's first and last plain training
+step against the plain loop's mean step, epoch ends left
 out). The progress bar renders as in a terminal (TTY_COMPATIBLE=1,
 TTY_INTERACTIVE=1), into /dev/null; the plain pieces hold its lock, so its
 refresh thread draws in mmfuse's time, not in the plain loop's. The bar
@@ -110,15 +114,17 @@ def _bar_lock(trainer):
 
 
 class InterleavePlain(pl.Callback):
-    """Runs a plain-loop piece before each of Lightning's training steps and validation batches; times both sides
-    (benchmark only)."""
+    """Runs a plain-loop piece next to each of Lightning's training steps and validation batches, before the even
+    ones and after the odd ones; times both sides (benchmark only)."""
 
     def __init__(self):
         self.plain: dict[int, float] = defaultdict(float)  # epoch -> seconds in plain-loop pieces
         self.mmfuse: dict[int, float] = defaultdict(float)  # epoch -> seconds of everything else
         self.plain_steps: dict[int, list[float]] = defaultdict(list)  # a plain training step, 2nd to last
-        self.mmfuse_steps: dict[int, list[float]] = defaultdict(list)  # between two plain training steps
-        self._mark: tuple[float, int, bool] | None = None  # (end of the last plain piece, its epoch, training?)
+        # (seconds between two plain training steps, mmfuse training steps that ended in them)
+        self.mmfuse_steps: dict[int, list[tuple[float, int]]] = defaultdict(list)
+        self._mark: tuple[float, int, bool, int] | None = None  # the last plain piece: (end, epoch, training?, steps)
+        self._steps_ended = 0  # mmfuse training steps ended so far
         self._loop: PlainLoop | None = None
         self._plain_total = 0.0  # seconds in plain-loop pieces so far
         _PAIRING["callback"] = self
@@ -145,23 +151,36 @@ class InterleavePlain(pl.Callback):
         self._plain_total += end - start
         if training and not first:
             self.plain_steps[epoch].append(end - start)
-        self._mark = (end, epoch, training)
+        self._mark = (end, epoch, training, self._steps_ended)
 
     def _charge(self, now: float, epoch: int | None, step: bool) -> None:
         """Everything since the last plain piece was mmfuse's: charge it to that piece's epoch."""
         if self._mark is None:
             return
-        since, mark_epoch, was_training = self._mark
+        since, mark_epoch, was_training, steps_then = self._mark
         self.mmfuse[mark_epoch] += now - since
         if step and was_training and mark_epoch == epoch:
-            self.mmfuse_steps[epoch].append(now - since)
+            self.mmfuse_steps[epoch].append((now - since, self._steps_ended - steps_then))
 
+    # Which side runs first matters by a few per cent (the allocator and caches favour one order), so the order
+    # alternates: plain before mmfuse's even batches, after its odd ones (P M M P P M M P ...); each batch of
+    # either side follows one of the other side's as often as one of its own.
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self._piece(trainer, training=True, first=batch_idx == 0)
+        if batch_idx % 2 == 0:
+            self._piece(trainer, training=True, first=batch_idx == 0)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._steps_ended += 1
+        if batch_idx % 2 == 1:
+            self._piece(trainer, training=True, first=False)
 
     def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
-        if not trainer.sanity_checking:
+        if not trainer.sanity_checking and batch_idx % 2 == 0:
             self._piece(trainer, training=False, first=batch_idx == 0)
+
+    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if not trainer.sanity_checking and batch_idx % 2 == 1:
+            self._piece(trainer, training=False, first=False)
 
     def on_train_end(self, trainer, pl_module) -> None:
         self._charge(time.perf_counter(), None, False)
@@ -218,7 +237,8 @@ def measure(case: str, epochs: int, rounds: int, threads: int, overrides: list[s
         for epoch in range(1, epochs):  # epoch 1 (index 0) warms up
             plain.append(t.plain[epoch])
             mmfuse.append(t.mmfuse[epoch])
-            steps_ratios.append(sum(t.mmfuse_steps[epoch]) / sum(t.plain_steps[epoch]))
+            gaps, steps = map(sum, zip(*t.mmfuse_steps[epoch]))
+            steps_ratios.append((gaps / steps) / statistics.mean(t.plain_steps[epoch]))
     ratios = [m / p for p, m in zip(plain, mmfuse)]
     return {"case": case, "plain_s": statistics.median(plain), "mmfuse_s": statistics.median(mmfuse),
             "ratio": statistics.median(ratios), "ratios": ratios, "plain": plain, "mmfuse": mmfuse,
