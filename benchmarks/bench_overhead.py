@@ -266,7 +266,7 @@ def main() -> int:
     warnings.filterwarnings("ignore")
     results = []
     print(f"epoch time in seconds, medians over epochs 2..{args.epochs} of {args.rounds} runs; plain-loop and mmfuse "
-          f"batches interleaved one by one; {args.threads} thread(s)")
+          f"batches interleaved one by one, each side first in turn (P M M P ...); {args.threads} thread(s)")
     print(f"{'data set':<14} {'plain loop':>10} {'mmfuse':>8} {'ratio':>7} {'ratio range':>13} {'steps only':>10}  "
           "target <= 1.05")
     for case in args.cases:
