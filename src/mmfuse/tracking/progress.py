@@ -12,8 +12,9 @@ class ProgressBar(RichProgressBar):
 
     Lightning's bar updates its task and its metrics at every batch (metric `.item()` calls and a locked task
     update, about 0.4 ms) and asks its refresh thread for a redraw each time; a redraw is rich rendering the whole
-    table, about 4.5 ms holding the interpreter lock, at up to `refresh_rate` per second. With steps of a few
-    tens of milliseconds both are several per cent of training (benchmarks/bench_overhead.py). Here the end of a
+    table while holding the interpreter lock, 1.4 ms alone and 4-5 ms while a training step competes for the lock,
+    at up to `refresh_rate` per second. At refresh_rate=10 the redraws alone took 3.3 % of the synthetic
+    benchmark's training time (benchmarks/bench_overhead.py, Live.refresh timed in the run). Here the end of a
     batch updates the bar only when 1/refresh_rate seconds have passed since its last update, and always at a
     loop's last batch, so the bar shows the same counts, speed and metrics, at the rate it can show them.
     """
