@@ -126,7 +126,6 @@ class InterleavePlain(pl.Callback):
         self._mark: tuple[float, int, bool, int] | None = None  # the last plain piece: (end, epoch, training?, steps)
         self._steps_ended = 0  # mmfuse training steps ended so far
         self._loop: PlainLoop | None = None
-        self._plain_total = 0.0  # seconds in plain-loop pieces so far
         _PAIRING["callback"] = self
 
     def on_train_start(self, trainer, pl_module) -> None:
@@ -136,7 +135,7 @@ class InterleavePlain(pl.Callback):
         if hasattr(bar, "clock"):
             # the bar updates at most refresh_rate times a second of the run; the plain pieces are not the run's
             # seconds (they double the wall time), so its clock leaves them out, as if the run were alone
-            bar.clock = lambda: time.monotonic() - self._plain_total
+            bar.clock = lambda: time.monotonic() - sum(self.plain.values())
 
     def _piece(self, trainer, training: bool, first: bool) -> None:
         # the rich bar's refresh thread draws just after each update, which would land in the plain piece that
@@ -148,7 +147,6 @@ class InterleavePlain(pl.Callback):
             (self._loop.train_step if training else self._loop.val_batch)(first)
             end = time.perf_counter()
         self.plain[epoch] += end - start
-        self._plain_total += end - start
         if training and not first:
             self.plain_steps[epoch].append(end - start)
         self._mark = (end, epoch, training, self._steps_ended)
