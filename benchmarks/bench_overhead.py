@@ -24,8 +24,7 @@ and highest ratio next to it, and the ratio of the training steps alone
 (mmfuse's time per step between the epoch's first and last plain training
 step against the plain loop's mean step, epoch ends left
 out). The progress bar renders as in a terminal (TTY_COMPATIBLE=1,
-TTY_INTERACTIVE=1), into /dev/null; the plain pieces hold its lock, so its
-refresh thread draws in mmfuse's time, not in the plain loop's. The bar
+TTY_INTERACTIVE=1), into /dev/null, drawing in the training thread. It
 updates at most refresh_rate times a second of the run; its clock leaves out
 the plain pieces, which would otherwise double its updates per epoch. Target:
 ratio <= 1.05 on each data set.
@@ -107,12 +106,6 @@ class PlainLoop:
         self.total += len(batch["label"])
 
 
-def _bar_lock(trainer):
-    """The lock of the rich progress bar's live display (a no-op context without one)."""
-    live = getattr(getattr(trainer.progress_bar_callback, "progress", None), "live", None)
-    return live._lock if live is not None else contextlib.nullcontext()
-
-
 class InterleavePlain(pl.Callback):
     """Runs a plain-loop piece next to each of Lightning's training steps and validation batches, before the even
     ones and after the odd ones; times both sides (benchmark only)."""
@@ -138,14 +131,11 @@ class InterleavePlain(pl.Callback):
             bar.clock = lambda: time.monotonic() - sum(self.plain.values())
 
     def _piece(self, trainer, training: bool, first: bool) -> None:
-        # the rich bar's refresh thread draws just after each update, which would land in the plain piece that
-        # follows; holding the bar's lock defers the drawing to mmfuse's time (a wait for a drawing in progress too)
-        with _bar_lock(trainer):
-            start = time.perf_counter()
-            epoch = trainer.current_epoch
-            self._charge(start, epoch, training and not first)
-            (self._loop.train_step if training else self._loop.val_batch)(first)
-            end = time.perf_counter()
+        start = time.perf_counter()
+        epoch = trainer.current_epoch
+        self._charge(start, epoch, training and not first)
+        (self._loop.train_step if training else self._loop.val_batch)(first)
+        end = time.perf_counter()
         self.plain[epoch] += end - start
         if training and not first:
             self.plain_steps[epoch].append(end - start)

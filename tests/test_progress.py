@@ -61,3 +61,39 @@ def test_bar_rejects_a_bad_rate():
         ProgressBar(refresh_rate=-1)
     with pytest.raises(ValueError, match="refresh_rate"):
         ProgressBar(refresh_rate=0.5)
+
+
+def test_bar_draws_each_update_once_in_the_training_thread_with_no_refresh_thread(tmp_path):
+    import threading
+
+    bar = ProgressBar(refresh_rate=2)
+    ticks = iter(range(10_000))
+    bar.clock = lambda: float(next(ticks))  # a second between batch ends: every batch end updates the bar
+    draws, per_update = [], []
+
+    class Spy(pl.Callback):
+        def on_train_start(self, trainer, pl_module):  # after the bar's own on_train_start built its display
+            live = bar.progress.live
+            assert live._refresh_thread is None  # no second thread competing with training for the interpreter lock
+            original = live.refresh
+
+            def counting():
+                draws.append(threading.current_thread())
+                original()
+
+            live.refresh = counting
+
+    batch_end = bar.on_train_batch_end
+
+    def counted(*args):
+        before = len(draws)
+        batch_end(*args)
+        per_update.append(len(draws) - before)
+
+    bar.on_train_batch_end = counted
+    trainer = pl.Trainer(max_epochs=1, callbacks=[bar, Spy()], logger=False, enable_checkpointing=False,
+                         num_sanity_val_steps=0, default_root_dir=tmp_path, enable_model_summary=False)
+    trainer.fit(Tiny(), loader(10), loader(4))
+    # Lightning's update asks for two redraws (counts, then metrics): drawn once, when it happens
+    assert per_update == [1] * 10, per_update
+    assert set(draws) == {threading.main_thread()}
