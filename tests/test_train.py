@@ -202,3 +202,39 @@ def test_a_non_finite_gradient_at_the_last_step_never_reaches_a_checkpoint(cfg_f
     last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["epoch"] == 0
     assert all(torch.isfinite(w).all() for w in last["state_dict"].values() if w.is_floating_point())
+
+
+def test_last_ckpt_holds_the_last_epoch_when_the_monitored_metric_stopped_improving(cfg_factory, tmp_path):
+    """Lightning >= 2.6 writes save_last's last.ckpt only at a step that saved a top-k checkpoint; the default
+    callbacks write it at every epoch, so a resume continues from the latest epoch, not from the best one."""
+    import torch
+
+    from mmfuse.train import instantiate_callbacks
+
+    cfg = cfg_factory()
+    callbacks = [cb for cb in instantiate_callbacks(cfg, "multiclass", has_logger=False)
+                 if isinstance(cb, pl.callbacks.ModelCheckpoint)]
+
+    class Worsening(pl.LightningModule):  # val/acc is best at epoch 0 and falls after
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch, batch_idx):
+            return self.layer(batch[0]).pow(2).mean()
+
+        def validation_step(self, batch, batch_idx):
+            self.log("val/acc", 1.0 - 0.1 * self.current_epoch)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(4, 2)), batch_size=2)
+    trainer = pl.Trainer(max_epochs=3, callbacks=callbacks, logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=tmp_path)
+    trainer.fit(Worsening(), data, data)
+    folder = Path(cfg.paths.run_dir) / "checkpoints"
+    assert sorted(p.name for p in folder.iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert torch.load(folder / "last.ckpt", weights_only=False)["epoch"] == 2
+    assert torch.load(folder / "best.ckpt", weights_only=False)["epoch"] == 0
+    assert Path(trainer.checkpoint_callback.best_model_path).name == "best.ckpt"  # the record's best is still best

@@ -242,7 +242,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if cfg.get("test"):
             log.info("Starting testing")
             t0 = time.time()
-            best = "best" if ckpt is not None and getattr(ckpt, "best_model_path", "") else None
+            # the path, not "best": Lightning warns that "best" picks the first of several ModelCheckpoints (this one)
+            best = ckpt.best_model_path if ckpt is not None and getattr(ckpt, "best_model_path", "") else None
             trainer.test(model=model, datamodule=datamodule, ckpt_path=best, verbose=info["sweep_dir"] is None)
             timing["test_seconds"] = round(time.time() - t0, 3)
             metrics.update({k: v for k, v in scalars(trainer.callback_metrics).items() if k.startswith("test/")})
