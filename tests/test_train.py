@@ -238,3 +238,22 @@ def test_last_ckpt_holds_the_last_epoch_when_the_monitored_metric_stopped_improv
     assert torch.load(folder / "last.ckpt", weights_only=False)["epoch"] == 2
     assert torch.load(folder / "best.ckpt", weights_only=False)["epoch"] == 0
     assert Path(trainer.checkpoint_callback.best_model_path).name == "best.ckpt"  # the record's best is still best
+
+
+def test_the_nvml_cuda_check_is_dropped_only_where_nvml_cannot_load(monkeypatch):
+    import ctypes
+    import os
+
+    from mmfuse.train import drop_a_failing_nvml_check
+
+    try:
+        ctypes.CDLL("libnvidia-ml.so.1")
+        nvml = True
+    except OSError:
+        nvml = False
+    monkeypatch.setenv("PYTORCH_NVML_BASED_CUDA_CHECK", "1")  # as importing Lightning sets it
+    assert drop_a_failing_nvml_check() is (not nvml)
+    assert os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == ("1" if nvml else None)
+    monkeypatch.setenv("PYTORCH_NVML_BASED_CUDA_CHECK", "0")  # a user's own setting is left alone
+    assert drop_a_failing_nvml_check() is False
+    assert os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] == "0"
