@@ -97,3 +97,36 @@ def test_bar_draws_each_update_once_in_the_training_thread_with_no_refresh_threa
     # Lightning's update asks for two redraws (counts, then metrics): drawn once, when it happens
     assert per_update == [1] * 10, per_update
     assert set(draws) == {threading.main_thread()}
+
+
+def test_lightnings_other_redraws_wait_for_an_update_to_be_due(tmp_path):
+    bar = ProgressBar(refresh_rate=1)
+    bar.clock = lambda: 0.0  # time stands still: after the first update nothing is due but loops' last batches
+    asked, drawn = [], []
+
+    class Spy(pl.Callback):
+        def on_train_start(self, trainer, pl_module):
+            live = bar.progress.live
+            original = live.refresh
+            live.refresh = lambda: (drawn.append(bar._asking), original())
+
+    bar._asking = False
+    original_refresh = bar.refresh
+
+    def refresh(hard=False):  # Lightning's own redraw requests (task hidden, metrics updated, ...)
+        asking = not bar._batch_update
+        asked.append(asking)
+        bar._asking = asking
+        try:
+            original_refresh(hard)
+        finally:
+            bar._asking = False
+
+    bar.refresh = refresh
+    trainer = pl.Trainer(max_epochs=2, callbacks=[bar, Spy()], logger=False, enable_checkpointing=False,
+                         num_sanity_val_steps=0, default_root_dir=tmp_path, enable_model_summary=False)
+    trainer.fit(Tiny(), loader(10), loader(4))
+    assert asked.count(True) >= 6  # Lightning asked for redraws outside batch updates, every epoch
+    assert drawn.count(True) == 1, drawn  # only the very first was drawn: the bar had not updated yet
+    task = bar.progress.tasks[bar.train_progress_bar_id]
+    assert task.completed == task.total == 10  # loops' last batches still update and draw
