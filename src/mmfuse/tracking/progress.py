@@ -20,7 +20,7 @@ class ProgressBar(RichProgressBar):
     update is drawn once, at once, in the training thread (no refresh thread: see `_init_progress`).
     """
 
-    def __init__(self, refresh_rate: int = 2, **kwargs):
+    def __init__(self, refresh_rate: int = 1, **kwargs):
         if not (isinstance(refresh_rate, int) and refresh_rate >= 0):
             raise ValueError(f"callbacks.rich_progress_bar.refresh_rate={refresh_rate!r}; expected an integer >= 0 "
                              "(updates a second; 0 turns the bar off)")
