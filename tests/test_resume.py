@@ -1,6 +1,7 @@
 """`mmfuse train resume=RUN_DIR`: a run killed with SIGKILL and resumed ends where an uninterrupted run ends."""
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -15,6 +16,14 @@ from mmfuse.lifecycle import reproduce, resume
 
 SLOW = ["data.n_samples=2000", "data.modalities=[image,tabular]", "trainer.max_epochs=2", "callbacks=minimal",
         "logger=csv", "trainer.enable_progress_bar=false", "model.optimizer.lr=0.01"]
+
+
+def csv_values(path: Path) -> set[tuple[str, str, str]]:
+    """(step, column, value) of every filled cell of a metrics.csv."""
+    if not path.is_file():
+        return set()
+    with open(path, newline="") as f:
+        return {(row["step"], k, v) for row in csv.DictReader(f) for k, v in row.items() if v and k != "step"}
 
 
 def test_sigkilled_run_resumes_to_the_uninterrupted_metrics(tmp_path, capsys):
@@ -40,8 +49,11 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_metrics(tmp_path, capsys):
     run_dir = record.parent
     killed = json.loads(record.read_text())
     assert killed["status"] == "running" and killed["metrics"] == {}
+    logged_before = csv_values(run_dir / "csv" / "metrics.csv")
+    assert logged_before, "epoch 0's metrics were not in metrics.csv when the run was killed"
 
     assert resume.main([f"resume={run_dir}"]) == 0
+    assert logged_before <= csv_values(run_dir / "csv" / "metrics.csv")  # the resumed run kept them
     done = json.loads(record.read_text())
     assert done["status"] == "completed" and done["resumed"][0]["previous_status"] == "running"
     assert [row["epoch"] for row in done["history"]] == [0, 1]

@@ -257,3 +257,26 @@ def test_the_nvml_cuda_check_is_dropped_only_where_nvml_cannot_load(monkeypatch)
     monkeypatch.setenv("PYTORCH_NVML_BASED_CUDA_CHECK", "0")  # a user's own setting is left alone
     assert drop_a_failing_nvml_check() is False
     assert os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] == "0"
+
+
+def test_a_resumed_runs_csv_log_keeps_the_rows_before_the_interruption(tmp_path):
+    import csv
+
+    from pytorch_lightning.loggers import CSVLogger
+
+    from mmfuse.train import keep_csv_history
+
+    before = CSVLogger(tmp_path, name="csv", version="")
+    before.log_metrics({"train/loss": 1.5, "epoch": 0}, step=9)
+    before.log_metrics({"val/acc": 0.5, "epoch": 0}, step=9)
+    before.save()  # the interrupted run's rows
+    resumed = CSVLogger(tmp_path, name="csv", version="")
+    assert keep_csv_history(resumed) == 2
+    resumed.log_metrics({"train/loss": 1.2, "epoch": 1, "train/acc": 0.7}, step=19)  # a new column too
+    resumed.save()
+    with open(tmp_path / "csv" / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["epoch"], r["train/loss"], r["val/acc"]) for r in rows] == [("0", "1.5", ""), ("0", "", "0.5"),
+                                                                            ("1", "1.2", "")]
+    assert rows[2]["train/acc"] == "0.7"
+    assert keep_csv_history(CSVLogger(tmp_path / "elsewhere", name="csv", version="")) == 0  # nothing to keep

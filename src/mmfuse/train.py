@@ -1,8 +1,10 @@
 """The train task: config -> datamodule, model, callbacks, loggers, trainer -> fit, test -> run record."""
 from __future__ import annotations
 
+import csv
 import ctypes
 import datetime as dt
+import io
 import logging
 import os
 import time
@@ -17,6 +19,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 
 from mmfuse.evaluation import robustness
 from mmfuse.evaluation.complexity import EpochTimer, complexity
@@ -145,6 +149,26 @@ def instantiate_callbacks(cfg: DictConfig, task: str, has_logger: bool) -> list[
     return callbacks
 
 
+def keep_csv_history(logger: CSVLogger) -> int:
+    """A resumed run appends to its metrics.csv; returns the rows kept.
+
+    Lightning's CSV writer deletes an existing metrics.csv when it starts ("Previous log files in this directory
+    will be deleted"), which would lose the epochs before the interruption. The writer is started here, the file put
+    back, and the writer told its columns, so that its next save appends (or rewrites with any new column added).
+    """
+    path = Path(logger.log_dir) / ExperimentWriter.NAME_METRICS_FILE
+    if not path.is_file():
+        return 0
+    text = path.read_text(encoding="utf-8")
+    rows = list(csv.reader(io.StringIO(text)))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*Previous log files in this directory will be deleted.*")
+        writer = logger.experiment  # starts the writer, which deletes the file
+    path.write_text(text, encoding="utf-8")
+    writer.metrics_keys = list(rows[0]) if rows else []
+    return max(len(rows) - 1, 0)
+
+
 def instantiate_loggers(cfg: DictConfig, info: dict[str, Any], datamodule, wandb_id: str | None = None) -> list:
     loggers = []
     for key, lg_cfg in (cfg.get("logger") or {}).items():
@@ -220,6 +244,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             record.update(data_skipped=dict(datamodule.skipped))
         loggers = instantiate_loggers(cfg, info, datamodule,
                                       wandb_id=(record.data.get("wandb") or {}).get("id") if resume else None)
+        if resume:
+            for lg in loggers:
+                if isinstance(lg, CSVLogger):
+                    keep_csv_history(lg)
         epoch_timer = EpochTimer()
         callbacks = instantiate_callbacks(cfg, datamodule.task, bool(loggers)) + [
             RecordHistory(record), DivergenceGuard(), InterruptCheckpoint(run_dir / "checkpoints"), epoch_timer,
