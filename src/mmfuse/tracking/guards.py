@@ -41,8 +41,9 @@ class DivergenceGuard(pl.Callback):
     A non-finite gradient makes the weights it updates non-finite (clipping scales every gradient by max_norm / inf
     or NaN), so the next step's loss is non-finite. Checking the loss each step, and the weights where they would
     reach a validation pass, a checkpoint or the end of training, catches a bad gradient without a gradient norm of
-    its own every step (Lightning's clipping computes one; a second cost 0.9 ms a step in the overhead
-    benchmark, 0.7 % of a synthetic step): a checkpoint written before the divergence is never replaced by one with non-finite weights.
+    its own every step (Lightning's clipping computes one; a second cost 0.9 ms a step in the overhead benchmark,
+    0.7 % of a synthetic step): a checkpoint written before the divergence is never replaced by one with non-finite
+    weights.
     """
 
     def __init__(self):
