@@ -70,6 +70,11 @@ CASES = {
     "empty split": (["data.split=[1.0,0.0,0.0]"], "data split 'val' of data set 'synthetic' is empty"),
     "unknown late-fusion rule": (["fusion=late", "fusion.combine=median"], "fusion.combine='median'"),
     "zero threads": (["threads=0"], "threads=0: expected an integer >= 1"),
+    "robustness on no test samples": (["evaluation.max_samples=0"], "evaluation.max_samples=0: expected an integer >= 1"),
+    "robustness on more samples than the test set": (["evaluation.max_samples=46"],
+                                                     "evaluation.max_samples=46 is larger than the test set"),
+    "unsorted severities": (["evaluation.severities=[0.5,0.1]"], "evaluation.severities=[0.5, 0.1]: expected ascending"),
+    "severity out of range": (["evaluation.severities=[0.0,1.5]"], "[1.5] outside the allowed range [0, 1]"),
     # models
     "fusion needs two modalities": (["fusion=tensor", "data.modalities=[tabular]", "data.interaction=redundant"],
                                     "fusion=tensor needs at least 2 modalities"),

@@ -69,6 +69,11 @@ def test_same_seed_gives_the_same_corrupted_data_across_strategies(cfg_factory, 
      r"allowed: auto .* or false"),
     (["evaluation.robustness=sometimes"], r"evaluation.robustness='sometimes': expected true, false or auto"),
     (["evaluation.modalities=[video]"], r"\['video'\] not modalities of the data set; allowed: \['image', 'tabular'\]"),
+    (["evaluation.severities=[0.0,0.5,0.2]"], r"evaluation.severities=\[0.0, 0.5, 0.2\]: expected ascending order"),
+    (["evaluation.max_samples=0"], r"evaluation.max_samples=0: expected an integer >= 1 or null"),
+    (["evaluation.max_samples=-5"], r"evaluation.max_samples=-5: expected an integer >= 1 or null"),
+    (["evaluation.max_samples=91"], r"evaluation.max_samples=91 is larger than the test set of data set 'synthetic' "
+                                    r"\(90 samples\); expected at most 90"),
 ])
 def test_bad_robustness_settings_fail_before_training(cfg_factory, overrides, match):
     cfg = cfg_factory(*COMMON, *overrides)
@@ -80,3 +85,16 @@ def test_auto_skips_robustness_on_a_one_modality_data_set(cfg_factory):
     record = train(cfg_factory("logger=none", "data.modalities=[image]", "data.interaction=redundant", "fusion=unimodal_image",
                                "data.n_samples=200", "trainer.max_epochs=1"))
     assert record["status"] == "completed" and "robustness" not in record and record["complexity"]["flops_per_sample"] > 0
+
+
+def test_max_samples_caps_the_test_samples_and_an_older_config_keeps_its_silent_cap(cfg_factory):
+    """600 samples: 90 in the test split. A config without evaluation.batch_size (written before the max_samples
+    check) kept max_samples=2000 as a cap; it still runs, on all 90."""
+    from omegaconf import open_dict
+
+    capped = train(cfg_factory(*COMMON, "fusion=concat", "evaluation.max_samples=50", "evaluation.batch_size=16"))
+    assert capped["robustness"]["samples"] == 50 and capped["timing"]["robustness_seconds"] >= 0
+    old = cfg_factory(*COMMON, "fusion=concat", "evaluation.max_samples=2000")
+    with open_dict(old):
+        del old.evaluation["batch_size"]
+    assert train(old)["robustness"]["samples"] == 90

@@ -232,8 +232,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         datamodule.setup("fit")
         check_encoder_overrides(info["overrides"], datamodule)
         evaluation = cfg.get("evaluation") or {}
+        test_size = len(datamodule.splits["test"]) if "test" in datamodule.splits else None
+        max_samples = evaluation.get("max_samples")
+        if "batch_size" not in evaluation and max_samples is not None and test_size is not None:
+            # a config from before evaluation.batch_size existed capped max_samples silently at the test set's size
+            max_samples = min(max_samples, test_size)
         robustness.validate(evaluation.get("severities") or [], evaluation.get("modalities"), list(datamodule.modalities),
-                            evaluation.get("robustness", False), f"data set '{datamodule.name}'")
+                            evaluation.get("robustness", False), f"data set '{datamodule.name}'", max_samples, test_size)
         robust = robustness.enabled(evaluation.get("robustness", False), datamodule.modalities)
 
         log.info("Instantiating model <%s> with fusion <%s>", cfg.fusion.name, cfg.fusion._target_)
@@ -302,8 +307,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         summary = {f"complexity/{k}": v for k, v in {**cost, **record.data["params"]}.items() if not isinstance(v, list)}
         if robust and cfg.get("test"):
             log.info("Evaluating robustness to missing and noisy modalities")
+            t0 = time.time()
             rob = robustness.evaluate_robustness(model, datamodule, evaluation.severities, evaluation.get("modalities"),
-                                                 evaluation.get("seed", 0), evaluation.get("max_samples"))
+                                                 evaluation.get("seed", 0), max_samples,
+                                                 evaluation.get("batch_size", 512))
+            timing["robustness_seconds"] = round(time.time() - t0, 3)
             record.update(robustness=rob)
             summary |= {f"robustness/present/{k}": v for k, v in (rob.get("present_subsets") or {}).items()}
             summary |= {f"robustness/auc/{m}/{c}": a for m, per in rob["auc"].items() for c, a in per.items()}

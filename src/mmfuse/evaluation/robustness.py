@@ -63,18 +63,6 @@ def _substitute_tokens(x, mask, s, g, vocab_size):
     return torch.where(hit, torch.randint(1, vocab_size, x.shape, generator=g), x)
 
 
-@torch.no_grad()
-def _accuracy(model, tensors: dict[str, torch.Tensor], present: torch.Tensor, task: str, num_classes: int,
-              batch_size: int) -> dict[str, float]:
-    metrics = build_metrics(task, num_classes).to(model.device)
-    n = len(tensors["label"])
-    for i in range(0, n, batch_size):
-        batch = {k: v[i : i + batch_size].to(model.device) for k, v in tensors.items()}
-        batch["present"] = present[i : i + batch_size].to(model.device)
-        metrics.update(predictions(task, model(batch)), batch["label"])
-    return {k: float(v) for k, v in metrics.compute().items()}
-
-
 MODES = (True, False, "auto")
 
 
@@ -83,7 +71,9 @@ def enabled(mode, data_modalities) -> bool:
     return bool(mode) and (mode is True or len(data_modalities) > 1)
 
 
-def validate(severities, modalities, data_modalities, mode=True, data_name: str = "data set") -> None:
+def validate(severities, modalities, data_modalities, mode=True, data_name: str = "data set",
+             max_samples=None, test_size: int | None = None) -> None:
+    """The evaluation.* settings, each error naming its key; `test_size` (when known) bounds max_samples."""
     if mode not in MODES:
         raise ValueError(f"evaluation.robustness={mode!r}: expected true, false or auto")
     if not mode:
@@ -95,43 +85,58 @@ def validate(severities, modalities, data_modalities, mode=True, data_name: str 
     bad = [s for s in severities if not 0 <= float(s) <= 1]
     if bad:
         raise ValueError(f"evaluation.severities={list(severities)}: {bad} outside the allowed range [0, 1]")
+    if list(severities) != sorted(severities):
+        # the area under the curve is a trapezoid sum over the severities in order
+        raise ValueError(f"evaluation.severities={list(severities)}: expected ascending order, "
+                         f"e.g. {sorted(severities)}")
     unknown = [m for m in (modalities or []) if m not in data_modalities]
     if unknown:
-        raise ValueError(f"evaluation.modalities={list(modalities)}: {unknown} not modalities of the data set; allowed: {list(data_modalities)}")
+        raise ValueError(f"evaluation.modalities={list(modalities)}: {unknown} not modalities of the data set; "
+                         f"allowed: {list(data_modalities)}")
+    if max_samples is None:
+        return
+    if isinstance(max_samples, bool) or not isinstance(max_samples, int) or max_samples < 1:
+        raise ValueError(f"evaluation.max_samples={max_samples!r}: expected an integer >= 1 or null (the whole test set)")
+    if test_size is not None and max_samples > test_size:
+        raise ValueError(f"evaluation.max_samples={max_samples} is larger than the test set of {data_name} "
+                         f"({test_size} samples); expected at most {test_size}, or null for all of them")
 
 
 def evaluate_robustness(model, datamodule, severities=DEFAULT_SEVERITIES, modalities=None, seed: int = 0,
-                        max_samples: int | None = 2000, batch_size: int = 512) -> dict:
-    """{"metric", "clean", "present_subsets": {...}, "noise": {m: {corruption: [..]}}, "auc": {m: {corruption: a}}}."""
+                        max_samples: int | None = None, batch_size: int = 512) -> dict:
+    """{"metric", "clean", "present_subsets": {...}, "noise": {m: {corruption: [..]}}, "auc": {m: {corruption: a}}}.
+
+    The encoders see the clean test set once: a missing-modality subset only changes `present`, which the encoders
+    never read, so each subset runs the fusion and the head alone on the cached embeddings; a corrupted modality is
+    re-encoded alone, the others' embeddings reused. Chunks of `batch_size` are the same as a plain forward over the
+    test set would use, so every value equals that of `model(batch)` chunk by chunk (tests/robustness_reference.py).
+    """
     validate(severities, modalities, list(datamodule.modalities))
     model.eval()
-    task, k = datamodule.task, max(datamodule.num_classes, 1)
+    task = datamodule.task
     key = {"multiclass": "acc", "multilabel": "f1", "regression": "mae"}[task]
     test = datamodule.splits["test"].tensors
     n = len(test["label"]) if max_samples is None else min(len(test["label"]), max_samples)
     base = {name: t[:n] for name, t in test.items()}
     names = list(datamodule.modalities)
     full = base["present"].bool()
-
-    def score(tensors, present):
-        return _accuracy(model, tensors, present, task, k, batch_size)[key]
+    evaluator = CachedEvaluator(model, base, build_metrics(task, max(datamodule.num_classes, 1))[key], batch_size)
+    clean = {m: evaluator.encode(m, base[m], base.get(m + EMBEDDING_SUFFIX)) for m in model.modality_names}
 
     out: dict = {"metric": key, "severities": list(map(float, severities)), "samples": n, "seed": seed}
-    out["clean"] = score(base, full)
-    used = [m for m in model.modality_names]
+    out["clean"] = evaluator.score(clean, full)
     if len(names) > 1:
         subsets = [c for r in range(1, len(names)) for c in itertools.combinations(names, r)] if len(names) <= 4 else \
             [tuple(x for x in names if x != m) for m in names]
         out["present_subsets"] = {}
         for subset in subsets:
             keep = torch.tensor([m in subset for m in names])
-            out["present_subsets"]["+".join(subset)] = score(base, full & keep)
+            out["present_subsets"]["+".join(subset)] = evaluator.score(clean, full & keep)
     out["noise"], out["auc"] = {}, {}
     for m_index, m in enumerate(names):
-        if modalities and m not in modalities or m not in used:
+        if modalities and m not in modalities or m not in model.modality_names:
             continue
         spec = datamodule.modalities[m]
-        clean = {name: t for name, t in base.items() if name != m + EMBEDDING_SUFFIX}  # corrupt raw inputs
         x = base[m]
         scale = float(x.float().std()) if x.is_floating_point() else 0.0
         out["noise"][m], out["auc"][m] = {}, {}
@@ -146,8 +151,48 @@ def evaluate_robustness(model, datamodule, severities=DEFAULT_SEVERITIES, modali
                     noisy = _substitute_tokens(x, base.get(f"{m}_mask"), float(s), g, spec.vocab_size)
                 else:
                     noisy = fn(x, float(s), g, scale)
-                curve.append(score({**clean, m: noisy}, full))
+                curve.append(evaluator.score({**clean, m: evaluator.encode(m, noisy)}, full))
             out["noise"][m][corruption] = curve
             out["auc"][m][corruption] = float(np.trapezoid(curve, x=[float(s) for s in severities])) \
                 if len(severities) > 1 else curve[0]
     return out
+
+
+class CachedEvaluator:
+    """Encodes one modality at a time and scores fusion + head on cached encodings, chunk by chunk."""
+
+    def __init__(self, model, tensors: dict[str, torch.Tensor], metric, batch_size: int):
+        self.model, self.tensors, self.device = model, tensors, model.device
+        self.metric = metric.to(self.device)
+        n = len(tensors["label"])
+        self.bounds = [(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
+
+    @torch.no_grad()
+    def encode(self, m: str, x: torch.Tensor, embedding: torch.Tensor | None = None) -> list:
+        """Per chunk: the encoder's output for `x` (the frozen encoder's cached embedding where there is one), and
+        its tokens `(tokens, mask)` for a fusion that reads tokens (their length may differ from chunk to chunk)."""
+        encoder, wants_tokens = self.model.encoders[m], self.model.fusion.wants_tokens
+        mask = self.tensors.get(f"{m}_mask")
+        chunks = []
+        for i, j in self.bounds:
+            xb = x[i:j].to(self.device)
+            mb = None if mask is None else mask[i:j].to(self.device)
+            if wants_tokens:
+                feat, tokens, token_mask = encoder.encode(xb, mb)
+                chunks.append((feat, (tokens, token_mask)))
+            else:
+                chunks.append((encoder(xb, mb) if embedding is None else embedding[i:j].to(self.device), None))
+        return chunks
+
+    @torch.no_grad()
+    def score(self, encoded: dict[str, list], present: torch.Tensor) -> float:
+        """The task's metric of fusion + head over the encodings, with `present` (N, data modalities)."""
+        model, metric = self.model, self.metric
+        metric.reset()
+        for c, (i, j) in enumerate(self.bounds):
+            label = self.tensors["label"][i:j].to(self.device)
+            feats = {m: chunks[c][0] for m, chunks in encoded.items()}
+            tokens = {m: chunks[c][1] for m, chunks in encoded.items()} if model.fusion.wants_tokens else None
+            mask = model.present_mask({"present": present[i:j].to(self.device), "label": label})
+            metric.update(predictions(model.task, model.head(model.fusion(feats, mask, tokens=tokens))), label)
+        return float(metric.compute())
