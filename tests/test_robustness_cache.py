@@ -44,17 +44,18 @@ def flat(result: dict, prefix: str = "") -> dict[str, float]:
     return out
 
 
-@pytest.mark.parametrize("fusion", STRATEGIES)
-def test_cached_robustness_equals_the_reference_path(cfg_factory, fusion):
-    # four modalities (text tokens of uneven length per chunk), three chunks of 64, a briefly trained model whose
-    # predictions move with the inputs, so a wrong subset or a reused corrupted embedding changes the values
+@pytest.mark.parametrize("fusion, batch_size", [(f, 64) for f in STRATEGIES] + [("concat", 400), ("late", 400)])
+def test_cached_robustness_equals_the_reference_path(cfg_factory, fusion, batch_size):
+    # four modalities (text tokens of uneven length per chunk), 150 test samples in three chunks of 64 (or, at 400,
+    # two severities stacked in one pass), a briefly trained model whose predictions move with the inputs, so a wrong
+    # subset or a reused corrupted embedding changes the values
     cfg = cfg_factory(f"fusion={fusion}", "logger=none", "data.n_samples=1000")
     dm = instantiate(cfg.data)
     dm.setup("fit")
     torch.manual_seed(0)
     model = briefly_trained(build_model(cfg, dm), dm)
-    cached = flat(evaluate_robustness(model, dm, SEVERITIES, seed=1, max_samples=None, batch_size=64))
-    reference = flat(reference_robustness(model, dm, SEVERITIES, seed=1, max_samples=None, batch_size=64))
+    cached = flat(evaluate_robustness(model, dm, SEVERITIES, seed=1, max_samples=None, batch_size=batch_size))
+    reference = flat(reference_robustness(model, dm, SEVERITIES, seed=1, max_samples=None, batch_size=batch_size))
     assert cached.keys() == reference.keys()
     for key, value in reference.items():
         assert cached[key] == pytest.approx(value, abs=1e-6), key

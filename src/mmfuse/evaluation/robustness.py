@@ -108,8 +108,9 @@ def evaluate_robustness(model, datamodule, severities=DEFAULT_SEVERITIES, modali
 
     The encoders see the clean test set once: a missing-modality subset only changes `present`, which the encoders
     never read, so each subset runs the fusion and the head alone on the cached embeddings; a corrupted modality is
-    re-encoded alone, the others' embeddings reused. Chunks of `batch_size` are the same as a plain forward over the
-    test set would use, so every value equals that of `model(batch)` chunk by chunk (tests/robustness_reference.py).
+    re-encoded alone, the others' embeddings reused, and the severities of one corruption share passes when a batch
+    holds several test sets. Every value equals that of the plain `model(batch)` path over chunks of `batch_size`
+    (tests/robustness_reference.py; measured in benchmarks/bench_robustness.py).
     """
     validate(severities, modalities, list(datamodule.modalities))
     model.eval()
@@ -122,6 +123,8 @@ def evaluate_robustness(model, datamodule, severities=DEFAULT_SEVERITIES, modali
     full = base["present"].bool()
     evaluator = CachedEvaluator(model, base, build_metrics(task, max(datamodule.num_classes, 1))[key], batch_size)
     clean = {m: evaluator.encode(m, base[m], base.get(m + EMBEDDING_SUFFIX)) for m in model.modality_names}
+    # severities of one corruption are encoded together, as many as fill a batch (on a GPU, a large batch_size)
+    per_pass = max(1, batch_size // max(n, 1))
 
     out: dict = {"metric": key, "severities": list(map(float, severities)), "samples": n, "seed": seed}
     out["clean"] = evaluator.score(clean, full)
@@ -141,17 +144,19 @@ def evaluate_robustness(model, datamodule, severities=DEFAULT_SEVERITIES, modali
         scale = float(x.float().std()) if x.is_floating_point() else 0.0
         out["noise"][m], out["auc"][m] = {}, {}
         for c_index, (corruption, fn) in enumerate(corruptions(spec).items()):
-            curve = []
-            for s_index, s in enumerate(severities):
+
+            def corrupt(s_index: int) -> torch.Tensor:
                 g = torch.Generator().manual_seed(seed * 1_000_003 + m_index * 1009 + c_index * 101 + s_index)
-                if float(s) == 0:
-                    curve.append(out["clean"])
-                    continue
+                s = float(severities[s_index])
                 if fn is None:
-                    noisy = _substitute_tokens(x, base.get(f"{m}_mask"), float(s), g, spec.vocab_size)
-                else:
-                    noisy = fn(x, float(s), g, scale)
-                curve.append(evaluator.score({**clean, m: evaluator.encode(m, noisy)}, full))
+                    return _substitute_tokens(x, base.get(f"{m}_mask"), s, g, spec.vocab_size)
+                return fn(x, s, g, scale)
+
+            curve = [out["clean"] if float(s) == 0 else None for s in severities]
+            todo = [i for i, s in enumerate(severities) if float(s) != 0]
+            for group in (todo[i:i + per_pass] for i in range(0, len(todo), per_pass)):
+                for s_index, encoded in zip(group, evaluator.encode_versions(m, [corrupt(i) for i in group])):
+                    curve[s_index] = evaluator.score({**clean, m: encoded}, full)
             out["noise"][m][corruption] = curve
             out["auc"][m][corruption] = float(np.trapezoid(curve, x=[float(s) for s in severities])) \
                 if len(severities) > 1 else curve[0]
@@ -163,7 +168,7 @@ class CachedEvaluator:
 
     def __init__(self, model, tensors: dict[str, torch.Tensor], metric, batch_size: int):
         self.model, self.tensors, self.device = model, tensors, model.device
-        self.metric = metric.to(self.device)
+        self.metric, self.batch_size = metric.to(self.device), batch_size
         n = len(tensors["label"])
         self.bounds = [(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
 
@@ -183,6 +188,25 @@ class CachedEvaluator:
             else:
                 chunks.append((encoder(xb, mb) if embedding is None else embedding[i:j].to(self.device), None))
         return chunks
+
+    @torch.no_grad()
+    def encode_versions(self, m: str, versions: list[torch.Tensor]) -> list[list]:
+        """`encode` of each version of modality m (one per severity), the versions stacked into shared passes.
+
+        Each sample's encoding does not depend on its batch's other samples (an eval-mode encoder; checked on the
+        CPU against per-version passes by the tests), so stacking only changes how many run at once. Token
+        sequences may differ in length from pass to pass, so a fusion that reads tokens gets one pass per version.
+        """
+        if self.model.fusion.wants_tokens or len(versions) == 1:
+            return [self.encode(m, x) for x in versions]
+        encoder, batch_size = self.model.encoders[m], self.batch_size
+        stacked = torch.cat(versions)
+        mask = self.tensors.get(f"{m}_mask")
+        mask = None if mask is None else mask.repeat(len(versions), *[1] * (mask.dim() - 1))
+        feats = torch.cat([encoder(stacked[i:i + batch_size].to(self.device),
+                                   None if mask is None else mask[i:i + batch_size].to(self.device))
+                           for i in range(0, len(stacked), batch_size)])
+        return [[(f[i:j], None) for i, j in self.bounds] for f in feats.split(len(versions[0]))]
 
     @torch.no_grad()
     def score(self, encoded: dict[str, list], present: torch.Tensor) -> float:
