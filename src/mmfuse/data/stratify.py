@@ -11,8 +11,8 @@ class, rows keep the seeded order of the plain split: its first rows train,
 the next validate, the rest test.
 
 scikit-learn's StratifiedShuffleSplit is not used: it is not a dependency,
-splits in two steps (so a class's val/test counts can each be one off their
-ideal and add up to two), and refuses classes of a single sample.
+makes two-way splits (three need two passes, whose roundings compound), and
+refuses a class of a single sample.
 """
 from __future__ import annotations
 
