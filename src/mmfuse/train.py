@@ -261,6 +261,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             data=datamodule.describe(),
             data_fingerprint=datamodule.fingerprint(),
             params=model.parameter_counts(),
+            loss=model.hparams.loss,  # model.loss with class_weights resolved (balanced: the numbers used)
         )
         for lg in list(loggers):
             if type(lg).__name__ == "WandbLogger":

@@ -25,7 +25,9 @@ Columns and what they become:
   `label_separator` (or a JSON list) make a multilabel task; a number with
   `task=regression`.
 - `split` (optional): train / val / test (also valid, validation, dev);
-  without it, a split seeded by `data_seed` in the fractions `split`.
+  without it, a split seeded by `data_seed` in the fractions `split`,
+  stratified by label with `stratify` (multiclass; each class keeps its
+  share in every split, see mmfuse.data.stratify).
 
 Which column feeds which modality is inferred (image or audio file
 extensions, numbers, otherwise text) unless set in `columns`. Relative paths
@@ -62,6 +64,7 @@ from mmfuse.data.decode import (AUDIO_EXTENSIONS, AUDIO_FEATURES, IMAGE_EXTENSIO
                                 token_ids, tokenize, wave_features)
 from mmfuse.data.readers import SampleErrors, read_image, require_file
 from mmfuse.data.spec import ModalitySpec
+from mmfuse.data.stratify import stratified_counts
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +232,7 @@ class ManifestDataModule(MultimodalDataModule):
         label_separator: str = "|",
         split: Sequence[float] = (0.8, 0.1, 0.1),
         data_seed: int = 0,
+        stratify: bool = False,
         allow_missing: bool = False,
         on_error: str = "raise",
         image_size: int = 32,
@@ -285,6 +289,9 @@ class ManifestDataModule(MultimodalDataModule):
         self.label_separator = label_separator
         self.split_fractions = tuple(split)
         self.data_seed = data_seed
+        # off unless asked (the shipped data/manifest.yaml asks): a snapshot without the key keeps its old split
+        self.stratify = bool(stratify)
+        self.stratified = False  # whether the seeded split was stratified (multiclass only); set in setup
         self.allow_missing = allow_missing
         self.errors = SampleErrors(on_error)
         self.image_size, self.image_channels = image_size, image_channels
@@ -318,7 +325,9 @@ class ManifestDataModule(MultimodalDataModule):
         keys = ("columns", "task", "num_classes", "class_names", "split_fractions", "data_seed", "allow_missing", "image_size",
                 "augment", "sample_rate", "audio_seconds", "audio_features", "n_fft", "hop", "n_mels", "vocab_size_limit",
                 "min_freq", "max_text_length", "tokenizer", "skipped")
-        return {"name": self.name, "path": self.path.name, **{k: getattr(self, k) for k in keys}}
+        # a stratified split is named; the plain split's parameters stay as they were, and so do older fingerprints
+        stratified = {"split_stratified_by": "label"} if self.stratified else {}
+        return {"name": self.name, "path": self.path.name, **{k: getattr(self, k) for k in keys}, **stratified}
 
     def preprocessing(self) -> dict[str, dict[str, Any]]:
         specs = self.modalities  # sets up
@@ -512,19 +521,41 @@ class ManifestDataModule(MultimodalDataModule):
             multi_hot[j, t] = 1
         return keep, multi_hot
 
-    def _assign_splits(self, n_rows: int, splits: list[str | None], row_index: list[int]) -> list[str]:
+    def _assign_splits(self, n_rows: int, splits: list[str | None], row_index: list[int],
+                       labels: torch.Tensor) -> list[str]:
         if all(s is not None for s in splits):
             return splits  # type: ignore[return-value]
-        # seeded by the row's position among all manifest rows, so a skipped row moves no other row
-        perm = torch.randperm(n_rows, generator=torch.Generator().manual_seed(self.data_seed))
+        # seeded by the row's position among all manifest rows, so a skipped row moves no other row (stratified:
+        # its class's count changes, which may move a row at a split boundary)
+        generator = torch.Generator().manual_seed(self.data_seed)
+        perm = torch.randperm(n_rows, generator=generator)
         rank = torch.empty(n_rows, dtype=torch.long)
         rank[perm] = torch.arange(n_rows)
+        if self.stratify and self.task == "multiclass":
+            self.stratified = True
+            return self._stratified_splits([int(rank[i]) for i in row_index], labels.tolist(), generator)
+        if self.stratify:
+            log.info("data.stratify: a %s task has no single class per row to stratify by; plain seeded split",
+                     self.task)
         n_train = int(round(self.split_fractions[0] * n_rows))
         n_val = int(round(self.split_fractions[1] * n_rows))
         names = []
         for i in row_index:
             r = int(rank[i])
             names.append("train" if r < n_train else "val" if r < n_train + n_val else "test")
+        return names
+
+    def _stratified_splits(self, ranks: list[int], labels: list[int], generator: torch.Generator) -> list[str]:
+        """Each class's rows in their seeded order: the first train, the next validate, the rest test."""
+        members: dict[int, list[int]] = {k: [] for k in range(self.num_classes)}
+        for j in sorted(range(len(ranks)), key=ranks.__getitem__):
+            members[labels[j]].append(j)
+        order = torch.randperm(self.num_classes, generator=generator).tolist()
+        counts = stratified_counts([len(members[k]) for k in range(self.num_classes)], self.split_fractions, order)
+        names = [""] * len(ranks)
+        for k, (n_train, n_val, _) in enumerate(counts):
+            for position, j in enumerate(members[k]):
+                names[j] = "train" if position < n_train else "val" if position < n_train + n_val else "test"
         return names
 
     # --- decoding ------------------------------------------------------------------
@@ -606,7 +637,7 @@ class ManifestDataModule(MultimodalDataModule):
             raise ValueError(f"manifest {self.path}: no usable rows (skipped: {self.skipped})")
         labels = labels[kept_labels]
         rows_kept = [r for r, _ in decoded]
-        splits = self._assign_splits(len(rows), [s for _, s in decoded], [line_index[id(r)] for r in rows_kept])
+        splits = self._assign_splits(len(rows), [s for _, s in decoded], [line_index[id(r)] for r in rows_kept], labels)
         train = torch.tensor([s == "train" for s in splits])
         if not train.any():
             raise ValueError(f"manifest {self.path}: no usable row is in the training split")

@@ -6,6 +6,7 @@ from typing import Any
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
+from mmfuse.models.class_weights import resolve_class_weights
 from mmfuse.models.fusion_module import FusionModule, UnimodalModule
 
 
@@ -75,6 +76,22 @@ def check_encoder_overrides(overrides: list[str], datamodule) -> None:
                 )
 
 
+def training_labels(datamodule):
+    """The training split's label tensor (class indices, multi-hot rows or values)."""
+    datamodule.setup("fit")
+    return datamodule.splits["train"].tensors["label"]
+
+
+def loss_options(cfg: DictConfig, datamodule) -> dict | None:
+    """`model.loss` with `class_weights` resolved to numbers, which the hyperparameters (and checkpoints) keep."""
+    loss = _plain(cfg.model.get("loss"))
+    if not loss or loss.get("class_weights") is None:
+        return loss
+    weights = resolve_class_weights(loss["class_weights"], datamodule.task, datamodule.num_classes,
+                                    lambda: training_labels(datamodule), getattr(datamodule, "class_names", None))
+    return {**loss, "class_weights": weights}
+
+
 def build_model(cfg: DictConfig, datamodule) -> FusionModule:
     used = model_modalities(cfg, datamodule)
     specs = {m: datamodule.modalities[m].to_dict() for m in used}
@@ -90,7 +107,7 @@ def build_model(cfg: DictConfig, datamodule) -> FusionModule:
         head=_plain(cfg.model.get("head")),
         optimizer=_plain(cfg.model.get("optimizer")),
         scheduler=_plain(cfg.model.get("scheduler")),
-        loss=_plain(cfg.model.get("loss")),
+        loss=loss_options(cfg, datamodule),
         modality_dropout=float(cfg.model.get("modality_dropout") or 0.0),
         class_names=getattr(datamodule, "class_names", None),
     )

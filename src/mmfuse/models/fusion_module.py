@@ -12,6 +12,7 @@ from torchmetrics import MaxMetric, MeanMetric, MinMetric
 
 from mmfuse.data.spec import ModalitySpec
 from mmfuse.encoders.stems import InputStem
+from mmfuse.models.class_weights import check_class_weights
 from mmfuse.models.heads import MLPHead
 from mmfuse.models.frozen import SUFFIX as EMBEDDING_SUFFIX
 from mmfuse.models.metrics import MONITOR, build_metrics, loss_fn, predictions
@@ -63,6 +64,11 @@ class FusionModule(pl.LightningModule):
         if not 0.0 <= modality_dropout < 1.0:
             raise ValueError(f"model.modality_dropout must be in [0, 1), got {modality_dropout}")
         self.task = task
+        loss = dict(loss or {})
+        weights = check_class_weights(loss.pop("class_weights", None), task, num_classes)
+        self.loss_options = loss
+        # a buffer follows the module to its device; not persistent: the hyperparameters rebuild it from a checkpoint
+        self.register_buffer("class_weights", None if weights is None else torch.tensor(weights), persistent=False)
         self.specs = {m: ModalitySpec(**{**d, "shape": tuple(d["shape"])}) for m, d in modalities.items()}
         self.modality_names = list(self.specs)
         self.register_buffer("present_index", torch.tensor([data_modalities.index(m) for m in self.modality_names]), persistent=False)
@@ -111,7 +117,7 @@ class FusionModule(pl.LightningModule):
     # --- steps ---------------------------------------------------------------------
     def _shared_step(self, batch, present=None):
         scores = self(batch, present)
-        loss = loss_fn(self.task, scores, batch["label"], **(self.hparams.loss or {}))
+        loss = loss_fn(self.task, scores, batch["label"], **self.loss_options, class_weights=self.class_weights)
         return loss, predictions(self.task, scores.detach())
 
     def training_step(self, batch, batch_idx):

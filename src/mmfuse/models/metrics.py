@@ -95,9 +95,12 @@ def predictions(task: str, scores: torch.Tensor) -> torch.Tensor:
     return scores.squeeze(-1)
 
 
-def loss_fn(task: str, scores: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+def loss_fn(task: str, scores: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0,
+            class_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy, BCE-with-logits or MSE; `class_weights` (models/class_weights.py) are the cross-entropy's
+    `weight` (multiclass) or BCE's `pos_weight` (multilabel); None is the unweighted loss of torch's defaults."""
     if task == "multiclass":
-        return F.cross_entropy(scores, target, label_smoothing=label_smoothing)
+        return F.cross_entropy(scores, target, weight=class_weights, label_smoothing=label_smoothing)
     if task == "multilabel":
-        return F.binary_cross_entropy_with_logits(scores, target.float())
+        return F.binary_cross_entropy_with_logits(scores, target.float(), pos_weight=class_weights)
     return F.mse_loss(scores.squeeze(-1), target.float())

@@ -13,6 +13,7 @@ Schema (top-level keys):
   best          {monitor, score, checkpoint}
   timing        {started, ended, wall_seconds, fit_seconds, test_seconds, first_step_at, ended_at}
   params        parameter counts: total, trainable, encoder/<m>, fusion, head
+  loss          model.loss as the model got it: label_smoothing, class_weights (resolved to numbers, or null)
   complexity    flops_per_sample, latency_ms_per_sample, latency_batch_size, train_seconds_per_epoch, peak_rss_mb
   data          {name, task, num_classes, modalities, sizes}
   data_fingerprint  sha256 of the data's parameters and tensors
