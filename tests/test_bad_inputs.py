@@ -75,6 +75,8 @@ CASES = {
                                                      "evaluation.max_samples=46 is larger than the test set"),
     "unsorted severities": (["evaluation.severities=[0.5,0.1]"], "evaluation.severities=[0.5, 0.1]: expected ascending"),
     "severity out of range": (["evaluation.severities=[0.0,1.5]"], "[1.5] outside the allowed range [0, 1]"),
+    "class weights of the wrong count": (["model.loss.class_weights=[1,2]"],
+                                         "model.loss.class_weights=[1, 2]: expected null, balanced or a list of 4"),
     # models
     "fusion needs two modalities": (["fusion=tensor", "data.modalities=[tabular]", "data.interaction=redundant"],
                                     "fusion=tensor needs at least 2 modalities"),
