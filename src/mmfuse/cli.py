@@ -73,7 +73,7 @@ def run_train(argv: list[str]) -> int:
     from hydra.types import RunMode
 
     from mmfuse.errors import report
-    from mmfuse.tracking import naming
+    from mmfuse.tracking import naming, startup
 
     naming.register_resolvers()
     failures: list[str] = []
@@ -82,8 +82,11 @@ def run_train(argv: list[str]) -> int:
     @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
     def _train(cfg) -> None:
         nonlocal multirun
+        startup.mark("composed")
         from mmfuse.fastexit import fast_exit_in_worker
         from mmfuse.train import train
+
+        startup.mark("imported")
 
         fast_exit_in_worker()  # a joblib worker then skips the interpreter's module teardown when the sweep ends
         try:
@@ -139,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0
     command, rest = argv[0], argv[1:]
+    from mmfuse.tracking import startup
+
+    startup.mark("cli")
     if "--verbose" in rest:
         rest.remove("--verbose")
         os.environ["MMFUSE_VERBOSE"] = "1"

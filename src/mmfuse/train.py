@@ -28,7 +28,7 @@ from mmfuse.lifecycle.resume import ResumeState
 from mmfuse.models.build import build_model, check_encoder_overrides, is_unimodal
 from mmfuse.models.frozen import precompute_frozen_embeddings
 from mmfuse.models.metrics import MONITOR
-from mmfuse.tracking import wandb_setup
+from mmfuse.tracking import startup, wandb_setup
 from mmfuse.tracking.guards import AtomicCheckpointIO, Diverged, DivergenceGuard, InterruptCheckpoint
 from mmfuse.tracking.history import RecordHistory, scalars
 from mmfuse.tracking.record import RunRecord, git_state, package_versions, read_record
@@ -218,6 +218,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             versions=package_versions(),
         )
     status, metrics, timing = "failed", {}, {}
+    startup.mark("record")
     try:
         validate_config(cfg)
         threads = threads_for_job(cfg)
@@ -230,6 +231,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         log.info("Instantiating datamodule <%s>", cfg.data._target_)
         datamodule = instantiate(cfg.data)
         datamodule.setup("fit")
+        startup.mark("data")
         check_encoder_overrides(info["overrides"], datamodule)
         evaluation = cfg.get("evaluation") or {}
         robustness.validate(evaluation.get("severities") or [], evaluation.get("modalities"), list(datamodule.modalities),
@@ -239,6 +241,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         log.info("Instantiating model <%s> with fusion <%s>", cfg.fusion.name, cfg.fusion._target_)
         model = build_model(cfg, datamodule)
         precompute_frozen_embeddings(model, datamodule)
+        startup.mark("model")
         if getattr(datamodule, "skipped", None):
             log.warning("Data samples skipped (data.on_error=skip): %s", datamodule.skipped)
             record.update(data_skipped=dict(datamodule.skipped))
@@ -263,6 +266,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 record.update(wandb=wandb_info)
                 if wandb_info["status"] != "ok":
                     loggers.remove(lg)
+        startup.mark("wandb")
 
         log.info("Instantiating trainer <%s>", cfg.trainer._target_)
         trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
@@ -271,6 +275,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                                    "accelerator": type(trainer.accelerator).__name__,
                                    "device": str(trainer.strategy.root_device), "precision": str(trainer.precision)})
 
+        startup.mark("trainer")
+        timing["startup"] = startup.take()
         log.info("Starting training")
         t0 = time.time()
         ckpt_path = str(run_dir / "checkpoints" / "last.ckpt") if resume else cfg.get("ckpt_path")
