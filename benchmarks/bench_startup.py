@@ -12,10 +12,11 @@ mmfuse/tracking/startup.py); the table splits launch to first step into:
   hydra compose     Hydra, the config and its run folder (cli -> composed)
   imports           torch, Lightning, torchmetrics, the model zoo (composed -> imported)
   run record        run.json started, git state, versions (imported -> record)
-  data              the datamodule built and set up (record -> data)
+  data              the datamodule and the loggers built (the W&B run starts, in a thread), data set up
+                    (record -> data)
   model             encoders, fusion, head (data -> model)
-  W&B start         what the W&B start still costs once data and model are built (model -> wandb)
-  trainer           loggers, callbacks, Lightning's Trainer and fit until the first batch (wandb -> first step)
+  W&B start         callbacks, then what is left of the W&B start (model -> wandb)
+  trainer           Lightning's Trainer and fit until the first batch (wandb -> first step)
 
 The same runs give the time from the run's end (timing.ended_at) to the
 process's end, for `python -m mmfuse` (which skips the interpreter's module

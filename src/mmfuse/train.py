@@ -238,7 +238,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
         log.info("Instantiating datamodule <%s>", cfg.data._target_)
         datamodule = instantiate(cfg.data)
-        # the W&B run needs the data set's name, not its data: it is created (in a thread) while data and model are built
+        # the W&B run needs the data set's name, not its data: it is created in a thread while data and model are built
         loggers = instantiate_loggers(cfg, info, datamodule,
                                       wandb_id=(record.data.get("wandb") or {}).get("id") if resume else None)
         wandb_starts = {id(lg): wandb_setup.start_in_background(lg) for lg in loggers

@@ -21,7 +21,8 @@ SUMMARIES = {"val/acc": "max", "val/f1": "max", "val/auroc": "max", "val/loss": 
 # a start still under way when the run ends is waited for this long before the run ends without it
 FINISH_WAIT_SECONDS = 60.0
 
-_pending: list[BackgroundStart] = []
+_pending: list[BackgroundStart] = []  # starts under way, for finish()
+_launch_import_skipped = False  # see skip_launch_import
 
 
 def top_level_choices(choices: dict[str, str], cfg: dict[str, Any]) -> dict[str, Any]:
@@ -37,9 +38,6 @@ def top_level_choices(choices: dict[str, str], cfg: dict[str, Any]) -> dict[str,
 def uses_wandb(logger_cfg) -> bool:
     """Whether the `logger` config group holds a W&B logger."""
     return any(hasattr(c, "get") and "WandbLogger" in str(c.get("_target_", "")) for c in (logger_cfg or {}).values())
-
-
-_launch_import_skipped = False
 
 
 def skip_launch_import() -> None:
@@ -136,7 +134,7 @@ def finish(exit_code: int) -> None:
     while _pending:
         _pending[0].wait(FINISH_WAIT_SECONDS)
         if _pending and _pending[0].thread.is_alive():
-            log.warning("W&B start still under way after %.0f s; the run ends without finishing it", FINISH_WAIT_SECONDS)
+            log.warning("W&B start still under way after %.0f s; the run ends without it", FINISH_WAIT_SECONDS)
             _pending.clear()
     wandb = sys.modules.get("wandb")  # not imported: no run was started (importing it here would cost ~1 s a job)
     if wandb is None:
