@@ -5,9 +5,9 @@ check it (about 0.35 s a job on 2 cores), and only then hands the jobs to
 joblib, whose fresh worker processes each spend seconds importing torch,
 torchmetrics and Lightning (and wandb, starting its service) before the first
 job can begin. With `hydra/launcher=joblib` this callback starts the workers
-first, each on those imports, so the two waits overlap. Hydra's launcher then reuses the same
-workers: joblib keeps one executor per set of arguments, and the callback
-passes the launcher's own.
+first, each on those imports, so the two waits overlap. Hydra's launcher then
+reuses the same workers: joblib keeps one executor per set of arguments, and
+the callback passes the launcher's own.
 
 `python benchmarks/bench_parallel.py` measures the sweep it belongs to.
 """
