@@ -2,12 +2,12 @@
 
 Before a sweep starts, Hydra composes every job's config in the parent to
 check it (about 0.35 s a job on 2 cores), and only then hands the jobs to
-joblib, whose fresh worker processes each spend about 11 s importing torch,
-torchmetrics and Lightning before the first job can begin. With
-`hydra/launcher=joblib` this callback starts the workers first, each on that
-import, so the two waits overlap. Hydra's launcher then reuses the same
-workers: joblib keeps one executor per set of arguments, and the callback
-passes the launcher's own.
+joblib, whose fresh worker processes each spend seconds importing torch,
+torchmetrics and Lightning (and wandb, starting its service) before the first
+job can begin. With `hydra/launcher=joblib` this callback starts the workers
+first, each on those imports, so the two waits overlap. Hydra's launcher then
+reuses the same workers: joblib keeps one executor per set of arguments, and
+the callback passes the launcher's own.
 
 `python benchmarks/bench_parallel.py` measures the sweep it belongs to.
 """
@@ -25,12 +25,21 @@ log = logging.getLogger(__name__)
 _pending: list[Any] = []
 
 
-def _import_job_modules() -> int:
+def _import_job_modules(wandb: bool = False) -> int:
+    """What every job imports, as the command line imports it (see cli.load_training), and W&B's service started."""
     import os
 
-    import mmfuse.models.build  # noqa: F401  (torch, Lightning, torchmetrics, the model zoo)
-    import mmfuse.train  # noqa: F401
+    from mmfuse.lean_imports import import_torchmetrics
+    from mmfuse.tracking import wandb_setup
 
+    import_torchmetrics()
+    import mmfuse.models.build  # noqa: F401  (torch, Lightning, torchmetrics, the model zoo)
+    import mmfuse.train
+
+    mmfuse.train.apply_process_settings()
+    if wandb:  # after torch: the two imports would only take turns (one interpreter lock)
+        wandb_setup.skip_launch_import()
+        wandb_setup.prewarm()
     return os.getpid()
 
 
@@ -56,10 +65,13 @@ class PrewarmJoblibWorkers(Callback):
             str(config.hydra.sweep.dir)
             from joblib import Parallel, delayed, effective_n_jobs
 
+            from mmfuse.tracking.wandb_setup import uses_wandb
+
             arguments = joblib_arguments(launcher)
             workers = effective_n_jobs(arguments.get("n_jobs") or -1)
+            wandb = uses_wandb(config.get("logger"))
             _pending.append(Parallel(**arguments, return_as="generator_unordered")(
-                delayed(_import_job_modules)() for _ in range(workers)))
+                delayed(_import_job_modules)(wandb) for _ in range(workers)))
         except Exception as e:  # noqa: BLE001 - a warm-up only saves time; the sweep runs without it
             log.debug("joblib workers not started early: %s", e)
 

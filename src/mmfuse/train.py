@@ -28,14 +28,12 @@ from mmfuse.lifecycle.resume import ResumeState
 from mmfuse.models.build import build_model, check_encoder_overrides, is_unimodal
 from mmfuse.models.frozen import precompute_frozen_embeddings
 from mmfuse.models.metrics import MONITOR
-from mmfuse.tracking import wandb_setup
+from mmfuse.tracking import startup, wandb_setup
 from mmfuse.tracking.guards import AtomicCheckpointIO, Diverged, DivergenceGuard, InterruptCheckpoint
 from mmfuse.tracking.history import RecordHistory, scalars
 from mmfuse.tracking.record import RunRecord, git_state, package_versions, read_record
 
 log = logging.getLogger(__name__)
-logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(lambda r: "Tip:" not in r.getMessage())
-warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")  # Lightning vs torch 2.14 deprecation
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -57,7 +55,17 @@ def drop_a_failing_nvml_check() -> bool:
     return False
 
 
-drop_a_failing_nvml_check()
+def _no_tips(record: logging.LogRecord) -> bool:
+    return "Tip:" not in record.getMessage()
+
+
+def apply_process_settings() -> None:
+    """What a process that trains wants, once Lightning is imported; the command line applies it at start-up."""
+    rank_zero = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    if _no_tips not in rank_zero.filters:
+        rank_zero.addFilter(_no_tips)
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")  # Lightning vs torch 2.14
+    drop_a_failing_nvml_check()
 
 
 def hydra_info() -> dict[str, Any]:
@@ -218,6 +226,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             versions=package_versions(),
         )
     status, metrics, timing = "failed", {}, {}
+    startup.mark("record")
     try:
         validate_config(cfg)
         threads = threads_for_job(cfg)
@@ -229,7 +238,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
         log.info("Instantiating datamodule <%s>", cfg.data._target_)
         datamodule = instantiate(cfg.data)
+        # the W&B run needs the data set's name, not its data: it is created in a thread while data and model are built
+        loggers = instantiate_loggers(cfg, info, datamodule,
+                                      wandb_id=(record.data.get("wandb") or {}).get("id") if resume else None)
+        wandb_starts = {id(lg): wandb_setup.start_in_background(lg) for lg in loggers
+                        if type(lg).__name__ == "WandbLogger"}
         datamodule.setup("fit")
+        startup.mark("data")
         check_encoder_overrides(info["overrides"], datamodule)
         evaluation = cfg.get("evaluation") or {}
         test_size = len(datamodule.splits["test"]) if "test" in datamodule.splits else None
@@ -244,11 +259,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         log.info("Instantiating model <%s> with fusion <%s>", cfg.fusion.name, cfg.fusion._target_)
         model = build_model(cfg, datamodule)
         precompute_frozen_embeddings(model, datamodule)
+        startup.mark("model")
         if getattr(datamodule, "skipped", None):
             log.warning("Data samples skipped (data.on_error=skip): %s", datamodule.skipped)
             record.update(data_skipped=dict(datamodule.skipped))
-        loggers = instantiate_loggers(cfg, info, datamodule,
-                                      wandb_id=(record.data.get("wandb") or {}).get("id") if resume else None)
         if resume:
             for lg in loggers:
                 if isinstance(lg, CSVLogger):
@@ -264,11 +278,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             loss=model.hparams.loss,  # model.loss with class_weights resolved (balanced: the numbers used)
         )
         for lg in list(loggers):
-            if type(lg).__name__ == "WandbLogger":
-                wandb_info = wandb_setup.start_experiment(lg, record)
+            if id(lg) in wandb_starts:
+                wandb_info = wandb_starts[id(lg)].wait()
                 record.update(wandb=wandb_info)
                 if wandb_info["status"] != "ok":
                     loggers.remove(lg)
+        startup.mark("wandb")
 
         log.info("Instantiating trainer <%s>", cfg.trainer._target_)
         trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
@@ -277,6 +292,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                                    "accelerator": type(trainer.accelerator).__name__,
                                    "device": str(trainer.strategy.root_device), "precision": str(trainer.precision)})
 
+        startup.mark("trainer")
+        timing["startup"] = startup.take()
         log.info("Starting training")
         t0 = time.time()
         ckpt_path = str(run_dir / "checkpoints" / "last.ckpt") if resume else cfg.get("ckpt_path")
@@ -340,6 +357,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         timing = {**record.data.get("timing", {}), **timing, "ended": dt.datetime.now().isoformat(timespec="seconds"),
                   "ended_at": ended, "wall_seconds": round(ended - started, 3)}
         record.update(status=status, metrics=metrics, timing=timing)
-        wandb_setup.finish(exit_code=0 if status == "completed" else 1)
-        record.release()
+        try:
+            wandb_setup.finish(exit_code=0 if status == "completed" else 1)
+        finally:  # a second Ctrl-C while W&B finishes still leaves the run folder unlocked
+            record.release()
         log.info("Run %s: %s (%s)", status, run_dir, ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()) if k.startswith("test/")))

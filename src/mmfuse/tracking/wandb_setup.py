@@ -1,14 +1,28 @@
-"""W&B: offline first, one run per job, grouped and tagged for dashboards; never takes a run down."""
+"""W&B: offline first, one run per job, grouped and tagged for dashboards; never takes a run down.
+
+Its start costs seconds (importing wandb, starting its service process,
+creating the run), none of which the datamodule or the model needs, so
+`start_in_background` creates the run in a thread while they are built; a
+parallel sweep's workers `prewarm` (import wandb, start its service) while
+the sweep's configs are checked. The run, its config, summaries and files are
+those of a start in line.
+"""
 from __future__ import annotations
 
 import logging
 import sys
+import threading
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 # best-so-far summaries W&B keeps per run, for dashboards that compare strategies
 SUMMARIES = {"val/acc": "max", "val/f1": "max", "val/auroc": "max", "val/loss": "min", "val/mae": "min"}
+# a start still under way when the run ends is waited for this long before the run ends without it
+FINISH_WAIT_SECONDS = 60.0
+
+_pending: list[BackgroundStart] = []  # starts under way, for finish()
+_launch_import_skipped = False  # see skip_launch_import
 
 
 def top_level_choices(choices: dict[str, str], cfg: dict[str, Any]) -> dict[str, Any]:
@@ -21,13 +35,62 @@ def top_level_choices(choices: dict[str, str], cfg: dict[str, Any]) -> dict[str,
     return out
 
 
-def start_experiment(logger, record) -> dict[str, Any]:
+def uses_wandb(logger_cfg) -> bool:
+    """Whether the `logger` config group holds a W&B logger."""
+    return any(hasattr(c, "get") and "WandbLogger" in str(c.get("_target_", "")) for c in (logger_cfg or {}).values())
+
+
+def skip_launch_import() -> None:
+    """From now on, wandb.init skips importing wandb.sdk.launch (0.3-0.5 s on 2 cores) where it has nothing to do.
+
+    wandb.init imports it to apply launch job inputs staged through it; inputs are staged only by code that
+    imported that module (wandb.sdk.launch.manage_config_file and the like), so where nothing did, there is
+    nothing to apply. A process-level setting: the command line applies it at start-up.
+    """
+    global _launch_import_skipped
+    _launch_import_skipped = True
+    if "wandb" in sys.modules:
+        _patch_launch_inputs()
+
+
+def _patch_launch_inputs() -> None:
+    from wandb.sdk import wandb_run
+
+    original = getattr(wandb_run.Run, "_detect_and_apply_job_inputs", None)
+    if original is None or getattr(original, "mmfuse_staged_only", False):
+        return
+
+    def detect_and_apply_job_inputs(self) -> None:
+        if "wandb.sdk.launch.inputs.internal" in sys.modules:
+            original(self)
+
+    detect_and_apply_job_inputs.mmfuse_staged_only = True
+    wandb_run.Run._detect_and_apply_job_inputs = detect_and_apply_job_inputs
+
+
+def prewarm() -> None:
+    """Import wandb and start its service process, which wandb.init would do first; creates no run."""
+    try:
+        import wandb
+
+        if _launch_import_skipped:
+            _patch_launch_inputs()
+        wandb.setup()
+    except Exception as e:  # noqa: BLE001 - the run's own start says what is wrong, or goes on without W&B
+        log.debug("W&B not prewarmed: %s", e)
+
+
+def start_experiment(logger, record=None) -> dict[str, Any]:
     """Create the W&B run now (so failures surface before training) and set summaries.
 
     Returns what the run record should say about W&B; on failure, the caller
     drops the logger and the run goes on without it.
     """
     try:
+        if _launch_import_skipped:
+            import wandb  # noqa: F401  (the import the logger would make)
+
+            _patch_launch_inputs()
         exp = logger.experiment
         for key, summary in SUMMARIES.items():
             exp.define_metric(key, summary=summary)
@@ -38,7 +101,41 @@ def start_experiment(logger, record) -> dict[str, Any]:
         return {"status": "disabled", "reason": reason}
 
 
+class BackgroundStart:
+    """`start_experiment` in a thread: the W&B run is created while the caller builds the model."""
+
+    def __init__(self, logger):
+        self.logger = logger
+        self.result: dict[str, Any] | None = None
+        # daemon: a start that hangs cannot keep the process alive after the run has ended
+        self.thread = threading.Thread(target=self._run, name="mmfuse-wandb-start", daemon=True)
+        _pending.append(self)
+        self.thread.start()
+
+    def _run(self) -> None:
+        self.result = start_experiment(self.logger)
+
+    def wait(self, timeout: float | None = None) -> dict[str, Any]:
+        """What start_experiment returned; a start still under way after `timeout` counts as failed."""
+        self.thread.join(timeout)
+        if self in _pending and not self.thread.is_alive():
+            _pending.remove(self)
+        if self.result is None:
+            return {"status": "disabled", "reason": f"W&B did not start within {timeout} s"}
+        return self.result
+
+
+def start_in_background(logger) -> BackgroundStart:
+    return BackgroundStart(logger)
+
+
 def finish(exit_code: int) -> None:
+    """End this job's W&B run, if one was started (also one still starting: it is waited for, within limits)."""
+    while _pending:
+        _pending[0].wait(FINISH_WAIT_SECONDS)
+        if _pending and _pending[0].thread.is_alive():
+            log.warning("W&B start still under way after %.0f s; the run ends without it", FINISH_WAIT_SECONDS)
+            _pending.clear()
     wandb = sys.modules.get("wandb")  # not imported: no run was started (importing it here would cost ~1 s a job)
     if wandb is None:
         return
