@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS = ["bench_overhead.py", "bench_startup.py", "bench_parallel.py", "bench_loader.py", "bench_synthetic.py"]
+BENCHMARKS = ["bench_overhead.py", "bench_startup.py", "bench_parallel.py", "bench_loader.py", "bench_synthetic.py",
+              "bench_avmnist.py"]
 
 
 def machine() -> list[str]:

@@ -42,13 +42,15 @@ LENGTH = (SIDE - 1) * HOP
 def _mnist(mnist_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     images, labels = (_idx_path(mnist_dir, stem) for stem in MNIST_FILES["test"])
     if images is None or labels is None:
-        raise FileNotFoundError(f"MNIST t10k IDX files ({', '.join(MNIST_FILES['test'])}[.gz]) not found in {mnist_dir}")
+        names = ", ".join(f"{stem}[.gz]" for stem in MNIST_FILES["test"])
+        raise FileNotFoundError(f"MNIST t10k IDX files ({names}) not found in {mnist_dir}")
     return read_idx(images).reshape(-1, 784), read_idx(labels).astype(np.int64)
 
 
 def _recordings(fsdd_dir: Path) -> list[tuple[Path, int, int]]:
     folder = fsdd_dir / "recordings" if (fsdd_dir / "recordings").is_dir() else fsdd_dir
-    found = [(p, int(m.group(1)), int(m.group(3))) for p in sorted(folder.glob("*.wav")) if (m := FSDD_NAME.match(p.name))]
+    found = [(p, int(m.group(1)), int(m.group(3)))
+             for p in sorted(folder.glob("*.wav")) if (m := FSDD_NAME.match(p.name))]
     if not found:
         raise FileNotFoundError(f"no FSDD recordings {{digit}}_{{speaker}}_{{index}}.wav in {folder}")
     return found
@@ -88,14 +90,16 @@ def write_avmnist_files(out_dir: str | Path, mnist_dir: str | Path, fsdd_dir: st
         raise ValueError(f"image_components={image_components}: expected 1..784 principal components")
     images, labels = _mnist(mnist_dir)
     if n_train + n_test > len(images):
-        raise ValueError(f"n_train + n_test = {n_train + n_test} is more than the {len(images)} MNIST images in {mnist_dir}")
+        raise ValueError(f"n_train + n_test = {n_train + n_test} is more than the {len(images)} MNIST images "
+                         f"in {mnist_dir}")
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(images))
     splits = {"train": order[:n_train], "test": order[n_train:n_train + n_test]}
 
     recordings = _recordings(fsdd_dir)
     waves, rms = _waves([r[0] for r in recordings])
-    pools = {(split, d): [i for i, (_, digit, index) in enumerate(recordings) if digit == d and (index < 5) == (split == "test")]
+    pools = {(split, d): [i for i, (_, digit, index) in enumerate(recordings)
+                          if digit == d and (index < 5) == (split == "test")]  # FSDD's split: 0-4 test
              for split in splits for d in range(10)}
     empty = [key for key, pool in pools.items() if not pool]
     if empty:
