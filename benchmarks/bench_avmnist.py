@@ -27,8 +27,10 @@ the best validation accuracy is tested.
 Both sides read the same files, train on the same samples (the last
 `--val-size` training samples validate) for the same epochs with the same
 thread count. s/epoch is the time of an epoch's training batches (validation
-left out on both sides), averaged over epochs and seeds; the two sides
-alternate run by run, so drift of the machine's speed hits both alike.
+left out on both sides), averaged over a run's epochs, the median over seeds
+(one run slowed by other work on the machine moves a median less than a
+mean); the two sides alternate run by run, so drift of the machine's speed
+hits both alike.
 Targets: mmfuse concat accuracy >= baseline accuracy; mmfuse concat s/epoch
 <= 0.7x the baseline's; lowrank and tensor within 1 point of concat.
 
@@ -212,8 +214,8 @@ def main(argv: list[str] | None = None) -> int:
                     results[fusion].append(run_mmfuse(folder, args.val_size, fusion, args.epochs, seed, args.threads,
                                                       tmp / "runs", args.overrides))
             acc = {k: [r["acc"] for r in v] for k, v in results.items()}
-            speed = {k: statistics.mean(r["s_per_epoch"] for r in v) for k, v in results.items()}
-            print(f"\n[{variant}]  test accuracy (mean ± std over {args.seeds} seeds)   s/epoch")
+            speed = {k: statistics.median(r["s_per_epoch"] for r in v) for k, v in results.items()}
+            print(f"\n[{variant}]  test accuracy (mean ± std over {args.seeds} seeds)   s/epoch (median)")
             for name in results:
                 label = "baseline LeNet pair (SGD, batch 40)" if name == "baseline" else f"mmfuse fusion={name}"
                 print(f"  {label:38s} {mean_std(acc[name]):>17s}   {speed[name]:7.2f}")
