@@ -172,7 +172,7 @@ class CachedEvaluator:
         n = len(tensors["label"])
         self.bounds = [(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def encode(self, m: str, x: torch.Tensor, embedding: torch.Tensor | None = None) -> list:
         """Per chunk: the encoder's output for `x` (the frozen encoder's cached embedding where there is one), and
         its tokens `(tokens, mask)` for a fusion that reads tokens (their length may differ from chunk to chunk)."""
@@ -189,7 +189,7 @@ class CachedEvaluator:
                 chunks.append((encoder(xb, mb) if embedding is None else embedding[i:j].to(self.device), None))
         return chunks
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def encode_versions(self, m: str, versions: list[torch.Tensor]) -> list[list]:
         """`encode` of each version of modality m (one per severity), the versions stacked into shared passes.
 
@@ -208,7 +208,7 @@ class CachedEvaluator:
                            for i in range(0, len(stacked), batch_size)])
         return [[(f[i:j], None) for i, j in self.bounds] for f in feats.split(len(versions[0]))]
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def score(self, encoded: dict[str, list], present: torch.Tensor) -> float:
         """The task's metric of fusion + head over the encodings, with `present` (N, data modalities)."""
         model, metric = self.model, self.metric
