@@ -16,6 +16,16 @@ STRATEGIES = sorted(p.stem for p in (CONF / "fusion").glob("*.yaml") if p.stem !
 SEVERITIES = [0.0, 0.3, 1.0]
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Both paths run in this process, so their agreement does not depend on the thread count; one thread keeps two
+    test workers on two cores from oversubscribing them (measured: 10x slower with 2 threads per worker)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def briefly_trained(model, dm, steps: int = 25):
     """A few AdamW steps, so that predictions depend on the inputs (a fresh model often predicts one class)."""
     torch.manual_seed(0)
