@@ -35,18 +35,6 @@ def train_default_run(folder: Path, epochs: int, threads: int) -> Path:
     return next(folder.glob("runs/*/run.json")).parent
 
 
-def flat(result: dict, prefix: str = "") -> dict[str, float]:
-    out = {}
-    for k, v in result.items():
-        if isinstance(v, dict):
-            out |= flat(v, f"{prefix}{k}/")
-        elif isinstance(v, list):
-            out |= {f"{prefix}{k}/{i}": x for i, x in enumerate(v)}
-        elif isinstance(v, (int, float)):
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
@@ -57,7 +45,7 @@ def main() -> int:
     import torch
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
-    from robustness_reference import reference_robustness
+    from robustness_reference import flat, reference_robustness
 
     from mmfuse.evaluation.robustness import evaluate_robustness
     from mmfuse.models.fusion_module import FusionModule

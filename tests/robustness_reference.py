@@ -79,3 +79,16 @@ def reference_robustness(model, datamodule, severities=DEFAULT_SEVERITIES, modal
             out["auc"][m][corruption] = float(np.trapezoid(curve, x=[float(s) for s in severities])) \
                 if len(severities) > 1 else curve[0]
     return out
+
+
+def flat(result: dict, prefix: str = "") -> dict[str, float]:
+    """Every number of a robustness result, keyed by its path (for comparing two results value by value)."""
+    out = {}
+    for k, v in result.items():
+        if isinstance(v, dict):
+            out |= flat(v, f"{prefix}{k}/")
+        elif isinstance(v, list):
+            out |= {f"{prefix}{k}/{i}": x for i, x in enumerate(v)}
+        elif isinstance(v, (int, float)):
+            out[f"{prefix}{k}"] = v
+    return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 from hydra.utils import instantiate
-from robustness_reference import reference_robustness
+from robustness_reference import flat, reference_robustness
 
 from conftest import CONF
 from mmfuse.evaluation.robustness import evaluate_robustness
@@ -39,19 +39,6 @@ def briefly_trained(model, dm, steps: int = 25):
         loss_fn(model.task, model(batch), batch["label"]).backward()
         optimizer.step()
     return model.eval()
-
-
-def flat(result: dict, prefix: str = "") -> dict[str, float]:
-    """Every number of a robustness result, keyed by its path."""
-    out = {}
-    for k, v in result.items():
-        if isinstance(v, dict):
-            out |= flat(v, f"{prefix}{k}/")
-        elif isinstance(v, list):
-            out |= {f"{prefix}{k}/{i}": x for i, x in enumerate(v)}
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 @pytest.mark.parametrize("fusion, batch_size", [(f, 64) for f in STRATEGIES] + [("concat", 400), ("late", 400)])
