@@ -10,11 +10,12 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import ROOT
+from conftest import ROOT, run_cli
 
 from mmfuse.lifecycle import reproduce, resume
 
-SLOW = ["data.n_samples=2000", "data.modalities=[image,tabular]", "trainer.max_epochs=2", "callbacks=minimal",
+EPOCHS = 3
+SLOW = ["data.n_samples=2000", "data.modalities=[image,tabular]", f"trainer.max_epochs={EPOCHS}", "callbacks=minimal",
         "logger=csv", "trainer.enable_progress_bar=false", "model.optimizer.lr=0.01"]
 
 
@@ -35,18 +36,17 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_metrics(tmp_path, capsys):
     while time.time() < deadline and proc.poll() is None:
         found = list(tmp_path.glob("runs/*/run.json"))
         if found and (found[0].parent / "checkpoints" / "last.ckpt").is_file():
-            try:
-                if len(json.loads(found[0].read_text()).get("history") or []) >= 1:
-                    record = found[0]
-                    time.sleep(0.2)  # into the second epoch
-                    break
-            except json.JSONDecodeError:
-                pass
+            # run.json is replaced atomically: a read sees the old or the new record, never a torn one
+            if len(json.loads(found[0].read_text()).get("history") or []) >= 1:
+                record = found[0]
+                break
         time.sleep(0.05)
     assert proc.poll() is None, "the run ended before it could be killed; make SLOW slower"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     run_dir = record.parent
+    # the kill came mid-training: the resume has whole epochs left to train
+    assert resume.checkpoint_epoch(run_dir / "checkpoints" / "last.ckpt") < EPOCHS - 1
     killed = json.loads(record.read_text())
     assert killed["status"] == "running" and killed["metrics"] == {}
     logged_before = csv_values(run_dir / "csv" / "metrics.csv")
@@ -56,12 +56,32 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_metrics(tmp_path, capsys):
     assert logged_before <= csv_values(run_dir / "csv" / "metrics.csv")  # the resumed run kept them
     done = json.loads(record.read_text())
     assert done["status"] == "completed" and done["resumed"][0]["previous_status"] == "running"
-    assert [row["epoch"] for row in done["history"]] == [0, 1]
+    assert [row["epoch"] for row in done["history"]] == list(range(EPOCHS))
     assert len(list((tmp_path / "runs").iterdir())) == 1  # the same folder, no new run
     # an uninterrupted run of the same config: every metric equal
     capsys.readouterr()
     assert reproduce.main([str(run_dir)]) == 0, capsys.readouterr().out
     assert "REPRODUCED (exact" in capsys.readouterr().out
+
+
+def test_run_killed_after_its_final_checkpoint_resumes_with_every_metric(tmp_path, capsys):
+    """Killed between the last epoch's checkpoint and the end of the run (testing, robustness): the resume trains
+    nothing more, and the record still holds the final epoch's train/val metrics, equal to an uninterrupted run's."""
+    done = run_cli("train", "fusion=concat", "data.n_samples=300", "data.modalities=[image,tabular]", "trainer.max_epochs=2",
+                   "callbacks=minimal", "logger=csv", "trainer.enable_progress_bar=false", f"paths.output_dir={tmp_path}")
+    assert done.returncode == 0, done.stderr
+    [run_dir] = [p.parent for p in tmp_path.glob("runs/*/run.json")]
+    complete = json.loads((run_dir / "run.json").read_text())
+    assert resume.checkpoint_epoch(run_dir / "checkpoints" / "last.ckpt") == 1  # the final epoch's
+    # what a SIGKILL during testing leaves: a running record of a dead process, no final metrics
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (run_dir / "run.json").write_text(json.dumps({**complete, "status": "running", "metrics": {}, "pid": int(dead.stdout)}))
+
+    assert resume.main([f"resume={run_dir}"]) == 0
+    done = json.loads((run_dir / "run.json").read_text())
+    assert done["status"] == "completed"
+    assert {k for k in complete["metrics"] if k.startswith(("train/", "val/"))} <= set(done["metrics"])
+    assert done["metrics"] == complete["metrics"]
 
 
 def test_resume_refuses_completed_live_and_checkpointless_runs(tmp_path, capsys):

@@ -268,8 +268,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 if isinstance(lg, CSVLogger):
                     keep_csv_history(lg)
         epoch_timer = EpochTimer()
+        history = RecordHistory(record)
         callbacks = instantiate_callbacks(cfg, datamodule.task, bool(loggers)) + [
-            RecordHistory(record), DivergenceGuard(), InterruptCheckpoint(run_dir / "checkpoints"), epoch_timer,
+            history, DivergenceGuard(), InterruptCheckpoint(run_dir / "checkpoints"), epoch_timer,
             ResumeState()]
         record.update(
             data=datamodule.describe(),
@@ -305,6 +306,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if trainer.world_size > 1:
             # spawn-style DDP: rank 0's process appended the history to run.json; this process's copy lacks it
             record.update(history=read_record(run_dir).get("history", []))
+        metrics.update(history.last_epoch_metrics)  # the final epoch's, also when resumed from it
         metrics.update(scalars(trainer.callback_metrics))
         ckpt = trainer.checkpoint_callback
         if ckpt is not None and getattr(ckpt, "best_model_path", ""):

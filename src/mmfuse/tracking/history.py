@@ -26,12 +26,22 @@ class RecordHistory(pl.Callback):
 
     def __init__(self, record: RunRecord):
         self.record = record
+        # every scalar of the last finished epoch, kept in checkpoints: a run resumed from the checkpoint of its
+        # final epoch trains nothing more, so Lightning has no train/val metrics to hand back after fit
+        self.last_epoch_metrics: dict[str, float] = {}
+
+    def state_dict(self) -> dict:
+        return {"last_epoch_metrics": dict(self.last_epoch_metrics)}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.last_epoch_metrics = dict(state_dict.get("last_epoch_metrics", {}))
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
             return
         # every process reads the metrics: in DDP the read is a collective reduction
         metrics = scalars(trainer.callback_metrics)
+        self.last_epoch_metrics = metrics
         if not trainer.is_global_zero:
             return
         row = {"epoch": trainer.current_epoch, "step": trainer.global_step}
