@@ -20,7 +20,7 @@ mmfuse/tracking/startup.py); the table splits launch to first step into:
 
 The same runs give the time from the run's end (timing.ended_at) to the
 process's end, for `python -m mmfuse` (which skips the interpreter's module
-teardown, see mmfuse/fastexit.py) and for `mmfuse.cli.main` called from a
+teardown, see mmfuse/cli/process.py) and for `mmfuse.cli.main` called from a
 plain script (the interpreter's usual exit). Figures are medians; runs of the
 two logger settings alternate so that load from elsewhere falls on both.
 Targets: --help and --cfg job under 1.5 s; launch to first step <= 5 s with

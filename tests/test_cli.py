@@ -99,7 +99,7 @@ def test_python_dash_m_and_console_script_agree():
 def test_joblib_sweep_shares_one_sweep_folder_and_records_failures(tmp_path):
     """Parallel workers resolve hydra.sweep.dir again: they must land in the parent's folder.
     One job fails (tensor fusion needs two modalities); the other completes; the exit status says so.
-    The workers leave without module teardown (mmfuse/fastexit.py): the W&B run they wrote is whole."""
+    The workers leave without module teardown (mmfuse/cli/process.py): the W&B run they wrote is whole."""
     result = run_cli("train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "data.modalities=[tabular]",
                      "data.interaction=redundant", "fusion=concat,tensor", f"paths.output_dir={tmp_path}", *TINY[2:])
     assert result.returncode == 1
@@ -123,7 +123,7 @@ def test_prewarmed_joblib_workers_are_the_ones_the_launcher_uses(tmp_path):
     from omegaconf import OmegaConf
 
     from conftest import compose_config
-    from mmfuse import launching
+    from mmfuse.cli import prewarm as launching
 
     compose_config(["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"])
     cfg = OmegaConf.create({"hydra": {"launcher": OmegaConf.to_container(HydraConfig.get().launcher),

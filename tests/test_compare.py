@@ -287,7 +287,7 @@ def edit_record(run_dir: Path, **changes) -> None:
 
 
 def compare_in_process(capsys, *args: str) -> tuple[int, str, str]:
-    from mmfuse.reporting.compare import main
+    from mmfuse.cli.compare import main
 
     code = main([*map(str, args)])
     captured = capsys.readouterr()

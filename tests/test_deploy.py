@@ -15,12 +15,13 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import SHARED_DATA, compose_config, run_cli
-from mmfuse.deploy.artifact import ARTIFACT_JSON, EXAMPLE, ONNX, PROGRAM, Artifact, ArtifactError
+from mmfuse.deploy.artifact import ARTIFACT_JSON, EXAMPLE, ONNX, PROGRAM, Artifact
 from mmfuse.deploy.export import Exportable, export_run
 from mmfuse.deploy.predict import predict
-from mmfuse.deploy.preprocess import InputError, Preprocessor
+from mmfuse.deploy.preprocess import Preprocessor
 from mmfuse.lifecycle.evaluate import load_model
-from mmfuse.lifecycle.snapshot import SNAPSHOT, LifecycleError
+from mmfuse.errors import UserError
+from mmfuse.lifecycle.snapshot import SNAPSHOT
 
 QUIET = ["callbacks=minimal", "logger=none", "trainer.enable_progress_bar=false", "evaluation.robustness=false"]
 needs_shared = pytest.mark.skipif(not (SHARED_DATA / "mnist").is_dir() or not (SHARED_DATA / "fsdd").is_dir(),
@@ -253,19 +254,19 @@ def test_predict_from_a_manifest_run_uses_its_vocabulary_and_statistics(tmp_path
 
 def test_bad_runs_and_artifacts_are_refused_without_writing(synthetic_run, synthetic_artifact, tmp_path):
     (tmp_path / "not_a_run").mkdir()
-    with pytest.raises(LifecycleError, match="is not a run folder"):
+    with pytest.raises(UserError, match="is not a run folder"):
         export_run(tmp_path / "not_a_run")
-    with pytest.raises(LifecycleError, match="already exists; choose a new folder"):
+    with pytest.raises(UserError, match="already exists; choose a new folder"):
         export_run(synthetic_run, out=synthetic_artifact)
-    with pytest.raises(ArtifactError, match="neither an export artifact"):
+    with pytest.raises(UserError, match="neither an export artifact"):
         predict(str(tmp_path / "not_a_run"), ["x.png"], None)
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / ARTIFACT_JSON).write_text((synthetic_artifact / ARTIFACT_JSON).read_text())
     (broken / PROGRAM).write_bytes(b"not a zip")
-    with pytest.raises(ArtifactError, match="cannot load the exported program"):
+    with pytest.raises(UserError, match="cannot load the exported program"):
         Artifact(broken)
-    with pytest.raises(InputError, match="has shape"):
+    with pytest.raises(UserError, match="has shape"):
         np.save(tmp_path / "bad.npy", np.zeros((3, 3), dtype=np.float32))
         predict(str(synthetic_artifact), [f"image={tmp_path / 'bad.npy'}"], None)
     exports = sorted((synthetic_run / "export").iterdir())
@@ -284,7 +285,7 @@ def test_checkpoints_holding_more_than_weights_need_trust(synthetic_run, tmp_pat
     ckpt = torch.load(ckpt_path, weights_only=False)
     ckpt["origin"] = pathlib.PurePosixPath("/somewhere/else")  # a pickled object: not plain weights
     torch.save(ckpt, ckpt_path)
-    with pytest.raises(LifecycleError, match="pass --trust-checkpoint"):
+    with pytest.raises(UserError, match="pass --trust-checkpoint"):
         export_run(run)
     assert not (run / "export").exists()
     cfg = OmegaConf.load(run / SNAPSHOT)

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from mmfuse.lifecycle import evaluate
+from mmfuse.cli import evaluate
+from mmfuse.lifecycle.evaluate import evaluate as evaluate_run
 from mmfuse.lifecycle.snapshot import SNAPSHOT
 
 TINY = ["data.n_samples=300", "data.modalities=[image,tabular]", "trainer.max_epochs=2", "callbacks=minimal",
@@ -52,7 +53,7 @@ def test_eval_gives_back_the_recorded_test_metrics(run_dir, capsys):
 
 
 def test_eval_with_overrides_and_last_checkpoint(run_dir):
-    results = evaluate.evaluate(run_dir, "last", ["data.data_seed=1"], use_wandb=False)
+    results = evaluate_run(run_dir, "last", ["data.data_seed=1"], use_wandb=False)
     record = json.loads((run_dir / "run.json").read_text())
     assert results["data_fingerprint"] != record["data_fingerprint"]
     assert record["evals"][-1]["overrides"] == ["data.data_seed=1"] and record["evals"][-1]["ckpt"] == "last"
@@ -66,7 +67,7 @@ def test_wandb_failure_does_not_fail_eval(run_dir, monkeypatch, capsys):
         raise RuntimeError("no W&B today")
 
     monkeypatch.setattr(wandb, "init", broken)
-    results = evaluate.evaluate(run_dir, "best", [])
+    results = evaluate_run(run_dir, "best", [])
     assert results["wandb"]["status"] == "disabled" and "no W&B today" in capsys.readouterr().err
 
 

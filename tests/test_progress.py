@@ -6,7 +6,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from mmfuse.tracking.progress import ProgressBar
+from mmfuse.callbacks.progress import ProgressBar
 
 
 class Tiny(pl.LightningModule):

@@ -82,7 +82,7 @@ def test_sigkill_during_a_checkpoint_write_leaves_a_loadable_last_ckpt(tmp_path)
     target = tmp_path / "last.ckpt"
     script = (
         "import sys, torch\n"
-        "from mmfuse.tracking.guards import AtomicCheckpointIO\n"
+        "from mmfuse.callbacks.checkpoints import AtomicCheckpointIO\n"
         "io = AtomicCheckpointIO()\n"
         "i = 0\n"
         "while True:\n"

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import CONF, run_cli
 
-from mmfuse.lifecycle import reproduce
+from mmfuse.cli import reproduce
+from mmfuse.lifecycle import reproduce as lib
 
 TINY = ["data.n_samples=300", "data.modalities=[image,tabular]", "trainer.max_epochs=2", "callbacks=minimal",
         "logger=csv", "trainer.enable_progress_bar=false"]
@@ -59,7 +60,7 @@ def test_reproduce_a_sweep_and_selected_jobs(trained, capsys):
     assert out.count("REPRODUCED (exact") == 2 and "2 job(s) reproduced" in out
     (batch,) = (trained["root"] / "reproductions").glob(f"*_{sweep.name}")
     assert sorted(p.name for p in batch.iterdir()) == sorted(p.name for p in sweep.iterdir() if p.is_dir())
-    runs, is_sweep = reproduce.select_runs(sweep, "1")
+    runs, is_sweep = lib.select_runs(sweep, "1")
     assert is_sweep and len(runs) == 1 and runs[0].name.startswith("1_")
     assert json.loads((batch / runs[0].name / "run.json").read_text())["reproduced_from"]["run_dir"] == str(runs[0].resolve())
 
@@ -80,10 +81,10 @@ def test_environment_difference_switches_to_tolerance():
                 "data_fingerprint": "x"}
     new = {"versions": {"torch": "2.1"}, "environment": {"threads": 1, "device": "cpu"}, "git": {"commit": "b"},
            "data_fingerprint": "x"}
-    strict, notes = reproduce.environment_differences(original, new)
+    strict, notes = lib.environment_differences(original, new)
     assert strict == ["torch 2.0 -> 2.1", "threads 2 -> 1"] and notes == ["git commit a -> b"]
-    rows = reproduce.compare_metrics({"a": 0.5}, {"a": 0.5004}, tolerance=1e-3)
-    assert rows[0]["match"] and not reproduce.compare_metrics({"a": 0.5}, {"a": 0.5004}, None)[0]["match"]
+    rows = lib.compare_metrics({"a": 0.5}, {"a": 0.5004}, tolerance=1e-3)
+    assert rows[0]["match"] and not lib.compare_metrics({"a": 0.5}, {"a": 0.5004}, None)[0]["match"]
 
 
 def test_failed_run_and_non_run_folders_are_one_clear_line(trained, tmp_path, capsys):

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from conftest import ROOT, run_cli
 
-from mmfuse.lifecycle import reproduce, resume
+from mmfuse.cli import reproduce, resume
+from mmfuse.lifecycle.resume import checkpoint_epoch
 
 EPOCHS = 3
 SLOW = ["data.n_samples=2000", "data.modalities=[image,tabular]", f"trainer.max_epochs={EPOCHS}", "callbacks=minimal",
@@ -46,7 +47,7 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_metrics(tmp_path, capsys):
     proc.wait()
     run_dir = record.parent
     # the kill came mid-training: the resume has whole epochs left to train
-    assert resume.checkpoint_epoch(run_dir / "checkpoints" / "last.ckpt") < EPOCHS - 1
+    assert checkpoint_epoch(run_dir / "checkpoints" / "last.ckpt") < EPOCHS - 1
     killed = json.loads(record.read_text())
     assert killed["status"] == "running" and killed["metrics"] == {}
     logged_before = csv_values(run_dir / "csv" / "metrics.csv")
@@ -72,7 +73,7 @@ def test_run_killed_after_its_final_checkpoint_resumes_with_every_metric(tmp_pat
     assert done.returncode == 0, done.stderr
     [run_dir] = [p.parent for p in tmp_path.glob("runs/*/run.json")]
     complete = json.loads((run_dir / "run.json").read_text())
-    assert resume.checkpoint_epoch(run_dir / "checkpoints" / "last.ckpt") == 1  # the final epoch's
+    assert checkpoint_epoch(run_dir / "checkpoints" / "last.ckpt") == 1  # the final epoch's
     # what a SIGKILL during testing leaves: a running record of a dead process, no final metrics
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     (run_dir / "run.json").write_text(json.dumps({**complete, "status": "running", "metrics": {}, "pid": int(dead.stdout)}))

@@ -95,7 +95,7 @@ def test_bf16_mixed_precision_path_runs(cfg_factory):
 
 
 def test_divergence_ends_the_run_as_diverged(cfg_factory):
-    from mmfuse.tracking.guards import Diverged
+    from mmfuse.callbacks.divergence import Diverged
 
     cfg = cfg_factory("logger=none", "model.optimizer._target_=torch.optim.SGD", "model.optimizer.lr=1e30",
                       "model.optimizer.weight_decay=0", "trainer.gradient_clip_val=null")
@@ -109,7 +109,7 @@ def test_interrupted_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, mo
     """A kill (here: an exception) in the middle of writing never leaves a half-written last.ckpt in place."""
     import torch
 
-    from mmfuse.tracking.guards import AtomicCheckpointIO
+    from mmfuse.callbacks.checkpoints import AtomicCheckpointIO
 
     io = AtomicCheckpointIO()
     target = tmp_path / "last.ckpt"
@@ -189,7 +189,7 @@ def test_a_non_finite_gradient_at_the_last_step_never_reaches_a_checkpoint(cfg_f
     import torch
     from omegaconf import open_dict
 
-    from mmfuse.tracking.guards import Diverged
+    from mmfuse.callbacks.divergence import Diverged
 
     cfg = cfg_factory("logger=none", "callbacks=default", "~callbacks.rich_progress_bar", "trainer.max_epochs=2")
     with open_dict(cfg):
@@ -244,7 +244,7 @@ def test_the_nvml_cuda_check_is_dropped_only_where_nvml_cannot_load(monkeypatch)
     import ctypes
     import os
 
-    from mmfuse.train import drop_a_failing_nvml_check
+    from mmfuse.cli.process import drop_a_failing_nvml_check
 
     try:
         ctypes.CDLL("libnvidia-ml.so.1")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import ctypes
 import datetime as dt
 import io
 import logging
@@ -22,50 +21,21 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 
+from mmfuse.callbacks.checkpoints import AtomicCheckpointIO, InterruptCheckpoint
+from mmfuse.callbacks.divergence import Diverged, DivergenceGuard
+from mmfuse.callbacks.epoch_timer import EpochTimer
+from mmfuse.callbacks.history import RecordHistory, scalars
+from mmfuse.callbacks.resume_state import ResumeState
 from mmfuse.evaluation import robustness
-from mmfuse.evaluation.complexity import EpochTimer, complexity
-from mmfuse.lifecycle.resume import ResumeState
+from mmfuse.evaluation.complexity import complexity
 from mmfuse.models.build import build_model, check_encoder_overrides, is_unimodal
 from mmfuse.models.frozen import precompute_frozen_embeddings
 from mmfuse.models.metrics import MONITOR
 from mmfuse.tracking import startup, wandb_setup
-from mmfuse.tracking.guards import AtomicCheckpointIO, Diverged, DivergenceGuard, InterruptCheckpoint
-from mmfuse.tracking.history import RecordHistory, scalars
 from mmfuse.tracking.record import RunRecord, git_state, package_versions, read_record
 
 log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-
-def drop_a_failing_nvml_check() -> bool:
-    """Unset PYTORCH_NVML_BASED_CUDA_CHECK where NVML cannot load; returns whether it did.
-
-    Importing Lightning sets it to 1, so that `torch.cuda.is_available()` asks NVML (which cannot poison a fork)
-    instead of initialising CUDA. AdamW asks at every step (its graph-capture check), and without an NVIDIA driver
-    each ask is a failed dlopen of libnvidia-ml: 0.12 ms alone, 0.2 ms of each optimizer step, about 0.9 ms inside
-    training. Without NVML the check can only fail over to CUDA's own count, which answers at once.
-    """
-    if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") != "1":
-        return False
-    try:
-        ctypes.CDLL("libnvidia-ml.so.1")
-    except OSError:
-        del os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"]
-        return True
-    return False
-
-
-def _no_tips(record: logging.LogRecord) -> bool:
-    return "Tip:" not in record.getMessage()
-
-
-def apply_process_settings() -> None:
-    """What a process that trains wants, once Lightning is imported; the command line applies it at start-up."""
-    rank_zero = logging.getLogger("pytorch_lightning.utilities.rank_zero")
-    if _no_tips not in rank_zero.filters:
-        rank_zero.addFilter(_no_tips)
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")  # Lightning vs torch 2.14
-    drop_a_failing_nvml_check()
 
 
 def hydra_info() -> dict[str, Any]:

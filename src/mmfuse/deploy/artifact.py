@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from mmfuse.errors import UserError
+
 ARTIFACT_JSON = "mmfuse_artifact.json"
 PROGRAM = "model.pt2"
 ONNX = "model.onnx"
@@ -14,9 +16,6 @@ EXAMPLE = "example.pt"
 EXPORTS = "export"  # <run>/export/<stamp>/ holds a run's artifacts
 FORMAT_VERSION = 1
 
-
-class ArtifactError(Exception):
-    """A path that is not a usable artifact, said in one line."""
 
 
 def latest_export(run_dir: Path) -> Path | None:
@@ -34,8 +33,8 @@ def find_artifact(path: str | Path) -> Path | None:
     if (path / "run.json").is_file():
         return latest_export(path)
     if not path.exists():
-        raise ArtifactError(f"{path}: no such file or folder")
-    raise ArtifactError(f"{path} is neither an export artifact (no {ARTIFACT_JSON}) nor a run folder (no run.json)")
+        raise UserError(f"{path}: no such file or folder")
+    raise UserError(f"{path} is neither an export artifact (no {ARTIFACT_JSON}) nor a run folder (no run.json)")
 
 
 def read_meta(folder: Path) -> dict[str, Any]:
@@ -43,9 +42,9 @@ def read_meta(folder: Path) -> dict[str, Any]:
     try:
         meta = json.loads(path.read_text())
     except (OSError, ValueError) as e:
-        raise ArtifactError(f"{path}: unreadable artifact description ({e})") from None
+        raise UserError(f"{path}: unreadable artifact description ({e})") from None
     if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
-        raise ArtifactError(f"{path}: expected an mmfuse artifact description with format_version {FORMAT_VERSION}")
+        raise UserError(f"{path}: expected an mmfuse artifact description with format_version {FORMAT_VERSION}")
     return meta
 
 
@@ -57,11 +56,11 @@ class Artifact:
         self.meta = read_meta(self.folder)
         path = self.folder / PROGRAM
         if not path.is_file():
-            raise ArtifactError(f"{self.folder}: no {PROGRAM}")
+            raise UserError(f"{self.folder}: no {PROGRAM}")
         try:
             self.program = torch.export.load(str(path)).module()
         except Exception as e:  # noqa: BLE001 - truncated, wrong file, other torch: all one message
-            raise ArtifactError(f"{path}: cannot load the exported program ({str(e).splitlines()[0][:200]})") from None
+            raise UserError(f"{path}: cannot load the exported program ({str(e).splitlines()[0][:200]})") from None
 
     @property
     def class_names(self) -> list[str] | None:

@@ -16,7 +16,6 @@ Exit status: 0 exported, 2 bad input, 1 the self-check failed.
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import importlib.util
 import json
@@ -28,31 +27,27 @@ from typing import Any
 import torch
 from torch import nn
 
-from mmfuse.deploy.artifact import ARTIFACT_JSON, EXAMPLE, EXPORTS, FORMAT_VERSION, ONNX, PROGRAM, Artifact
-from mmfuse.lifecycle.snapshot import LifecycleError, read_run, run_config, stamp
+from mmfuse.deploy.artifact import (
+    ARTIFACT_JSON,
+    EXAMPLE,
+    EXPORTS,
+    FORMAT_VERSION,
+    ONNX,
+    PROGRAM,
+    Artifact,
+)
+from mmfuse.errors import UserError
+from mmfuse.lifecycle.snapshot import read_run, run_config, stamp
 from mmfuse.tracking.record import RECORD, pid_alive, read_record, write_json_atomic
 
 PROG = "mmfuse export"
 FORMATS = ("pt2", "onnx", "both")
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dir", help="a completed run folder (run.json, .hydra/, checkpoints/)")
-    parser.add_argument("--ckpt", choices=("best", "last"), default="best", help="which checkpoint (default: best)")
-    parser.add_argument("--format", choices=FORMATS, default="pt2", help="pt2 (torch.export, default), onnx, or both")
-    parser.add_argument("--out", type=Path, help="artifact folder (default: <run>/export/<timestamp>/); must not exist")
-    parser.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed |exported - PyTorch| (default 1e-4)")
-    parser.add_argument("--check-samples", type=int, default=64, help="test samples the self-check runs (default 64)")
-    parser.add_argument("--trust-checkpoint", action="store_true",
-                        help="load the checkpoint with weights_only=False (runs pickled code: only for checkpoints you trust)")
-    return parser.parse_args(argv)
-
-
 def check_onnx_available() -> None:
     missing = [p for p in ("onnx", "onnxscript") if importlib.util.find_spec(p) is None]
     if missing:
-        raise LifecycleError(f"--format onnx needs the {' and '.join(missing)} package(s): pip install -e '.[onnx]' "
+        raise UserError(f"--format onnx needs the {' and '.join(missing)} package(s): pip install -e '.[onnx]' "
                              "(or use --format pt2)")
 
 
@@ -122,19 +117,19 @@ def export_run(run_dir: Path, ckpt: str = "best", fmt: str = "pt2", out: Path | 
 
     run_dir = Path(run_dir).resolve()
     if fmt not in FORMATS:
-        raise LifecycleError(f"--format {fmt!r}; expected one of {list(FORMATS)}")
+        raise UserError(f"--format {fmt!r}; expected one of {list(FORMATS)}")
     if not tolerance > 0 or check_samples < 1:
-        raise LifecycleError(f"--tolerance must be > 0 and --check-samples >= 1, got {tolerance} and {check_samples}")
+        raise UserError(f"--tolerance must be > 0 and --check-samples >= 1, got {tolerance} and {check_samples}")
     if fmt in ("onnx", "both"):
         check_onnx_available()
     record = read_run(run_dir, need_completed=False)
     if record.get("status") == "running" and pid_alive(record.get("pid")):
-        raise LifecycleError(f"{run_dir} is still being trained by process {record.get('pid')}; export it when it ends")
+        raise UserError(f"{run_dir} is still being trained by process {record.get('pid')}; export it when it ends")
     if record.get("status") != "completed":
-        raise LifecycleError(f"{run_dir}: run status is {record.get('status')!r}, not 'completed'; only a completed run is exported")
+        raise UserError(f"{run_dir}: run status is {record.get('status')!r}, not 'completed'; only a completed run is exported")
     folder = Path(out).resolve() if out else run_dir / EXPORTS / stamp()
     if folder.exists():
-        raise LifecycleError(f"--out {folder} already exists; choose a new folder (nothing is overwritten)")
+        raise UserError(f"--out {folder} already exists; choose a new folder (nothing is overwritten)")
     cfg = run_config(run_dir, record)
     path = checkpoint_path(run_dir, ckpt)
     model = load_model(cfg, path, trust)
@@ -147,7 +142,7 @@ def export_run(run_dir: Path, ckpt: str = "best", fmt: str = "pt2", out: Path | 
         datamodule = instantiate(cfg.data)
         datamodule.setup("fit")  # normalisation and vocabularies come from the training split, as in training
     except Exception as e:  # noqa: BLE001
-        raise LifecycleError(f"data: cannot build the run's data set for the self-check ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        raise UserError(f"data: cannot build the run's data set for the self-check ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
     preprocessing = {m: p for m, p in datamodule.preprocessing().items() if m in model.modality_names}
 
     program = Exportable(model, model.task)
@@ -190,7 +185,7 @@ def export_run(run_dir: Path, ckpt: str = "best", fmt: str = "pt2", out: Path | 
         failed = {k: c["max_abs_diff"] for k, c in checks.items()
                   if isinstance(c, dict) and isinstance(c.get("max_abs_diff"), float) and not c["max_abs_diff"] <= tolerance}
         if failed:
-            raise LifecycleError(f"self-check failed: max |exported - PyTorch| {failed} exceeds --tolerance {tolerance}; "
+            raise UserError(f"self-check failed: max |exported - PyTorch| {failed} exceeds --tolerance {tolerance}; "
                                  "nothing was written", code=1)
         meta["checks"] = checks
         meta["seconds"] = round(time.time() - started, 3)
@@ -221,17 +216,3 @@ def print_result(result: dict[str, Any]) -> None:
         verdict = f"max |diff| {diff:.3g} vs PyTorch on {checks['samples']} test samples (tolerance {checks['tolerance']:g})" \
             if diff is not None else c.get("verified", "")
         print(f"  {c['file']}: {verdict}")
-
-
-def main(argv: list[str]) -> int:
-    from mmfuse.errors import report
-
-    args = parse_args(argv)
-    try:
-        result = export_run(Path(args.run_dir), args.ckpt, args.format, args.out, args.trust_checkpoint, args.tolerance,
-                            args.check_samples)
-    except LifecycleError as e:
-        report(PROG, e)
-        return e.code
-    print_result(result)
-    return 0

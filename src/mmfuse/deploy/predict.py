@@ -19,7 +19,6 @@ Exit status: 0 predicted, 2 bad input (nothing written).
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import sys
@@ -29,23 +28,10 @@ from typing import Any
 PROG = "mmfuse predict"
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", help="an export artifact folder (or its model.pt2), or a run folder")
-    parser.add_argument("files", nargs="*", help="input files (FILE or MODALITY=FILE)")
-    parser.add_argument("--input", type=Path, help="a manifest (.csv, .tsv, .jsonl) of samples")
-    parser.add_argument("--output", type=Path, help="write predictions and per-class probabilities to this .csv (new file)")
-    parser.add_argument("--top", type=int, default=3, help="classes shown per sample (default 3)")
-    parser.add_argument("--batch-size", type=int, default=256, help="samples per forward pass (default 256)")
-    parser.add_argument("--trust-checkpoint", action="store_true",
-                        help="when a run has no export yet: load its checkpoint with weights_only=False")
-    return parser.parse_args(argv)
-
-
 def _error(message: str):
-    from mmfuse.deploy.preprocess import InputError
+    from mmfuse.deploy.preprocess import UserError
 
-    return InputError(message)
+    return UserError(message)
 
 
 def samples_from_files(files: list[str], pre) -> tuple[list[dict[str, Any]], list[str]]:
@@ -204,39 +190,3 @@ def write_csv(path: Path, names: list[str], rows: list[dict[str, Any]], meta: di
             writer.writerow([name, row["prediction"], "" if row["probability"] is None else f"{row['probability']:.6f}",
                              *[f"{v:.6f}" for v in row["values"]]])
     tmp.rename(path)
-
-
-def main(argv: list[str]) -> int:
-    from mmfuse.deploy.artifact import ArtifactError
-    from mmfuse.deploy.preprocess import InputError
-    from mmfuse.errors import report
-    from mmfuse.lifecycle.snapshot import LifecycleError
-
-    args = parse_args(argv)
-    try:
-        if args.output is not None and args.output.exists():
-            raise _error(f"--output {args.output} already exists; choose a new file (nothing is overwritten)")
-        if args.output is not None and not args.output.parent.is_dir():
-            raise _error(f"--output {args.output}: folder {args.output.parent} does not exist")
-        artifact, names, probs = predict(args.model, args.files, args.input, args.batch_size, args.trust_checkpoint)
-    except (InputError, ArtifactError, LifecycleError) as e:
-        report(PROG, e)
-        return getattr(e, "code", 2)
-    rows = describe(probs, artifact.meta, args.top)
-    from rich.table import Table
-    from rich.text import Text
-
-    from mmfuse.reporting.terminal import console
-
-    table = Table(title=f"predictions of {artifact.meta['source'].get('run_name')} ({artifact.meta['source'].get('fusion')})",
-                  title_justify="left")
-    for col in ("sample", "prediction", "probability", "next"):
-        table.add_column(col, justify="right" if col == "probability" else "left")
-    for name, row in zip(names, rows):
-        table.add_row(Text(name), Text(row["prediction"]), "" if row["probability"] is None else f"{row['probability']:.3f}",
-                      Text(row["others"]))
-    console().print(table)
-    if args.output is not None:
-        write_csv(args.output, names, rows, artifact.meta)
-        print(f"written to {args.output}")
-    return 0

@@ -21,17 +21,23 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmfuse.data.decode import (ARRAY_EXTENSIONS, AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, TEXT_EXTENSIONS, read_audio_file,
-                                read_image_file, token_ids, tokenize, wave_features)
+from mmfuse.data.decode import (
+    ARRAY_EXTENSIONS,
+    AUDIO_EXTENSIONS,
+    IMAGE_EXTENSIONS,
+    TEXT_EXTENSIONS,
+    read_audio_file,
+    read_image_file,
+    token_ids,
+    tokenize,
+    wave_features,
+)
+from mmfuse.errors import UserError
 
 KIND_EXTENSIONS = {"image": IMAGE_EXTENSIONS, "audio": AUDIO_EXTENSIONS, "text": TEXT_EXTENSIONS, "array": ARRAY_EXTENSIONS}
 READER_KIND = {"image": "image", "audio": "audio", "text": "text", "hf_text": "text", "array": "array", "numbers": "numbers"}
 DESCRIBE = {"image": "an image file", "audio": "an audio file", "text": "a text (.txt) file", "array": "a .npy array",
             "numbers": "numbers"}
-
-
-class InputError(ValueError):
-    """An input that cannot feed the model, said in one line naming it and what was expected."""
 
 
 def file_kind(path: str | Path) -> str | None:
@@ -73,9 +79,9 @@ class Preprocessor:
         got = file_kind(path)
         if want in KIND_EXTENSIONS and got != want:
             what = DESCRIBE[got] if got else f"a '{path.suffix or 'no extension'}' file"
-            raise InputError(f"{where}: {path} is {what}, but modality '{modality}' expects {expected(reader)}")
+            raise UserError(f"{where}: {path} is {what}, but modality '{modality}' expects {expected(reader)}")
         if not path.is_file():
-            raise InputError(f"{where}: file not found: {path}")
+            raise UserError(f"{where}: file not found: {path}")
 
     def tensor(self, modality: str, value: Any, where: str) -> tuple[torch.Tensor, torch.Tensor | None]:
         """One sample's tensor (and token mask) for `modality` from a path, a string or a list of numbers."""
@@ -85,7 +91,7 @@ class Preprocessor:
             if reader == "numbers":
                 values = [float(v) for v in value]
                 if len(values) != len(p["columns"]):
-                    raise InputError(f"{where}: {len(values)} values for '{modality}', expected {len(p['columns'])} ({p['columns']})")
+                    raise UserError(f"{where}: {len(values)} values for '{modality}', expected {len(p['columns'])} ({p['columns']})")
                 return _standardise(torch.tensor(values, dtype=torch.float32), p.get("mean"), p.get("std"), (-1,)), None
             if reader in ("text", "hf_text") and not (isinstance(value, Path) and file_kind(value) is not None):
                 return self._text(modality, str(value))
@@ -104,13 +110,13 @@ class Preprocessor:
             if reader == "array":
                 x = np.load(path, allow_pickle=False)
                 if list(x.shape) != list(p["shape"]):
-                    raise InputError(f"{where}: {path} has shape {list(x.shape)}; modality '{modality}' expects {p['shape']}")
+                    raise UserError(f"{where}: {path} has shape {list(x.shape)}; modality '{modality}' expects {p['shape']}")
                 return torch.from_numpy(np.ascontiguousarray(x)).to(getattr(torch, p["dtype"])), None
-        except InputError:
+        except UserError:
             raise
         except (ValueError, OSError) as e:
-            raise InputError(f"{where}: {str(e).splitlines()[0]}") from None
-        raise InputError(f"modality '{modality}': unknown reader {reader!r} in the artifact")
+            raise UserError(f"{where}: {str(e).splitlines()[0]}") from None
+        raise UserError(f"modality '{modality}': unknown reader {reader!r} in the artifact")
 
     def _text(self, modality: str, text: str) -> tuple[torch.Tensor, torch.Tensor]:
         p = self.params[modality]

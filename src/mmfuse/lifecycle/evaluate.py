@@ -7,7 +7,6 @@ Exit status: 0 evaluated, 2 bad input (nothing written).
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import logging
 import os
@@ -17,7 +16,14 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from mmfuse.lifecycle.snapshot import LifecycleError, apply_overrides, clear_hydra, read_run, run_config, stamp
+from mmfuse.errors import UserError
+from mmfuse.lifecycle.snapshot import (
+    apply_overrides,
+    clear_hydra,
+    read_run,
+    run_config,
+    stamp,
+)
 from mmfuse.tracking.record import RECORD, pid_alive, read_record, write_json_atomic
 
 PROG = "mmfuse eval"
@@ -26,21 +32,10 @@ logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(lambda r: "
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")  # Lightning vs torch 2.14, as in train.py
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dir", help="a run folder (holding run.json, .hydra/ and checkpoints/)")
-    parser.add_argument("overrides", nargs="*", help="key=value changes to the run's config, e.g. data.data_seed=1")
-    parser.add_argument("--ckpt", choices=("best", "last"), default="best", help="which checkpoint (default: best)")
-    parser.add_argument("--no-wandb", action="store_true", help="do not log the evaluation to W&B")
-    parser.add_argument("--trust-checkpoint", action="store_true",
-                        help="load the checkpoint with weights_only=False (runs pickled code: only for checkpoints you trust)")
-    return parser.parse_intermixed_args(argv)
-
-
 def checkpoint_path(run_dir: Path, which: str) -> Path:
     path = run_dir / "checkpoints" / f"{which}.ckpt"
     if not path.is_file():
-        raise LifecycleError(f"{run_dir}: no {which} checkpoint ({path.relative_to(run_dir)} is missing; "
+        raise UserError(f"{run_dir}: no {which} checkpoint ({path.relative_to(run_dir)} is missing; "
                              "was the run trained without checkpoints?)")
     return path
 
@@ -61,7 +56,7 @@ def load_model(cfg, path: Path, trust: bool = False):
     except Exception as e:  # noqa: BLE001 - truncated zip, pickle error, wrong keys: all one message
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         hint = "" if trust else "; if it holds more than weights and you trust its origin, pass --trust-checkpoint"
-        raise LifecycleError(f"{path}: cannot load checkpoint (corrupt or not a checkpoint of this run): {first}{hint}") from None
+        raise UserError(f"{path}: cannot load checkpoint (corrupt or not a checkpoint of this run): {first}{hint}") from None
     model.eval()
     return model
 
@@ -104,13 +99,13 @@ def evaluate(run_dir: Path, ckpt: str = "best", overrides: list[str] | None = No
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
+    from mmfuse.callbacks.history import scalars
     from mmfuse.models.frozen import precompute_frozen_embeddings
-    from mmfuse.tracking.history import scalars
 
     run_dir = Path(run_dir).resolve()
     record = read_run(run_dir, need_completed=False)
     if record.get("status") == "running" and pid_alive(record.get("pid")):
-        raise LifecycleError(f"{run_dir} is still being trained by process {record.get('pid')}; evaluate it when it ends")
+        raise UserError(f"{run_dir} is still being trained by process {record.get('pid')}; evaluate it when it ends")
     overrides = list(overrides or [])
     cfg = apply_overrides(run_config(run_dir, record), overrides)
     path = checkpoint_path(run_dir, ckpt)
@@ -126,10 +121,10 @@ def evaluate(run_dir: Path, ckpt: str = "best", overrides: list[str] | None = No
         datamodule = instantiate(cfg.data)
         datamodule.setup("fit")  # as in training: normalisation and vocabularies come from the training split
     except Exception as e:  # noqa: BLE001
-        raise LifecycleError(f"data: cannot build the data set ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        raise UserError(f"data: cannot build the data set ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
     lacking = [m for m in model.modality_names if m not in datamodule.modalities]
     if lacking:
-        raise LifecycleError(f"the model needs modalities {lacking}, which data set '{datamodule.name}' lacks "
+        raise UserError(f"the model needs modalities {lacking}, which data set '{datamodule.name}' lacks "
                              f"(it has {list(datamodule.modalities)})")
     precompute_frozen_embeddings(model, datamodule)
 
@@ -168,17 +163,3 @@ def print_results(results: dict[str, Any], recorded: dict[str, float]) -> None:
         r = recorded.get(k)
         table.add_row(Text(k), f"{v:.6g}", "—" if r is None else f"{r:.6g}", "—" if r is None else f"{v - r:.3g}")
     console().print(table)
-
-
-def main(argv: list[str]) -> int:
-    from mmfuse.errors import report
-
-    args = parse_args(argv)
-    try:
-        results = evaluate(Path(args.run_dir), args.ckpt, args.overrides, use_wandb=not args.no_wandb,
-                           trust=args.trust_checkpoint)
-    except LifecycleError as e:
-        report(PROG, e)
-        return e.code
-    print_results(results, read_record(Path(args.run_dir)).get("metrics") or {})
-    return 0

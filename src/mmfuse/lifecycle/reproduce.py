@@ -1,4 +1,4 @@
-"""`mmfuse reproduce RUN_DIR`: re-run a finished run (or a sweep's jobs) from its snapshot and compare the metrics.
+"""Re-running a finished run (or a sweep's jobs) from its snapshot, and the verdict on its metrics (`mmfuse reproduce`).
 
 The reproduction is a new run folder, never the original:
   <outputs>/reproductions/<date>_<time>_<microseconds>_<run name>/            for a run
@@ -13,29 +13,26 @@ metric differs or a reproduction failed, 2 bad input (nothing written).
 """
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from omegaconf import OmegaConf
 
-from mmfuse.lifecycle.snapshot import (SNAPSHOT, LifecycleError, clear_hydra, passing, read_run, run_config, stamp,
-                                       writable)
+from mmfuse.errors import UserError
+from mmfuse.lifecycle.snapshot import (
+    SNAPSHOT,
+    clear_hydra,
+    passing,
+    read_run,
+    run_config,
+    stamp,
+    writable,
+)
 from mmfuse.tracking.record import RECORD, read_record, write_json_atomic
 
 PROG = "mmfuse reproduce"
 ENVIRONMENT_KEYS = ("threads", "accelerator", "device", "precision")
-
-
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("path", help="a run folder or a sweep folder")
-    parser.add_argument("--jobs", default=None, help="sweep jobs to reproduce, by job number: 0,3 (default: every completed job)")
-    parser.add_argument("--tolerance", type=float, default=1e-3,
-                        help="largest absolute metric difference accepted when the environment differs (default: 1e-3)")
-    parser.add_argument("--out", default=None, help="outputs folder to put reproductions/ under (default: the original's)")
-    return parser.parse_args(argv)
 
 
 def job_number(run_dir: Path) -> int | None:
@@ -46,31 +43,31 @@ def job_number(run_dir: Path) -> int | None:
 def select_runs(path: Path, jobs: str | None) -> tuple[list[Path], bool]:
     """The run folders to reproduce and whether `path` is a sweep; every one checked before anything runs."""
     if not path.exists():
-        raise LifecycleError(f"{path}: no such folder")
+        raise UserError(f"{path}: no such folder")
     if (path / RECORD).is_file():
         if jobs is not None:
-            raise LifecycleError(f"--jobs applies to a sweep folder; {path} is a single run")
+            raise UserError(f"--jobs applies to a sweep folder; {path} is a single run")
         read_run(path)
         return [path], False
     runs = sorted((p for p in path.iterdir() if (p / RECORD).is_file() and job_number(p) is not None), key=job_number)
     if not runs:
-        raise LifecycleError(f"{path} is neither a run folder nor a sweep folder (no {RECORD} in it or its job folders)")
+        raise UserError(f"{path} is neither a run folder nor a sweep folder (no {RECORD} in it or its job folders)")
     if jobs is not None:
         try:
             wanted = [int(j) for j in jobs.split(",") if j.strip()]
         except ValueError:
-            raise LifecycleError(f"--jobs {jobs!r}: give job numbers separated by commas, e.g. --jobs 0,3") from None
+            raise UserError(f"--jobs {jobs!r}: give job numbers separated by commas, e.g. --jobs 0,3") from None
         by_number = {job_number(r): r for r in runs}
         missing = [j for j in wanted if j not in by_number]
         if missing:
-            raise LifecycleError(f"--jobs: sweep {path} has no job(s) {missing} (it has {sorted(by_number)})")
+            raise UserError(f"--jobs: sweep {path} has no job(s) {missing} (it has {sorted(by_number)})")
         runs = [by_number[j] for j in wanted]
         for r in runs:
             read_run(r)
         return runs, True
     done = passing(runs, read_run, lambda r, e: f"{PROG}: warning: skipping job {job_number(r)}: {e}")
     if not done:
-        raise LifecycleError(f"sweep {path}: no completed job to reproduce")
+        raise UserError(f"sweep {path}: no completed job to reproduce")
     return done, True
 
 
@@ -120,11 +117,9 @@ def compare_metrics(original: dict[str, float], new: dict[str, float], tolerance
     return rows
 
 
-def reproduce_one(run_dir: Path, new_dir: Path) -> dict[str, Any]:
+def reproduce_one(run_dir: Path, new_dir: Path, train: Callable[[Any], dict]) -> dict[str, Any]:
     """Train the run's snapshot config into `new_dir`; returns the new record (status failed on error)."""
     from mmfuse.errors import report
-    from mmfuse.train import train
-
     record = read_record(run_dir)
     cfg = run_config(run_dir, record, new_dir)
     clear_hydra()
@@ -179,32 +174,22 @@ def print_verdict(out, run_dir: Path, new_dir: Path, original: dict, new: dict, 
     return ok
 
 
-def reproduce(path: Path, jobs: str | None = None, tolerance: float = 1e-3, out_root: Path | None = None) -> int:
+def reproduce(path: Path, train: Callable[[Any], dict], jobs: str | None = None, tolerance: float = 1e-3,
+              out_root: Path | None = None) -> int:
     from mmfuse.reporting.terminal import console
 
     path = Path(path)
     runs, sweep = select_runs(path, jobs)
     root = Path(out_root) if out_root else outputs_root(runs[0], read_record(runs[0]), sweep)
     if not writable(root):
-        raise LifecycleError(f"{root} is not writable; choose another outputs folder with --out")
+        raise UserError(f"{root} is not writable; choose another outputs folder with --out")
     base = root / "reproductions" / f"{stamp()}_{path.resolve().name if sweep else read_record(runs[0]).get('run_name', 'run')}"
     out = console()
     ok = True
     for run_dir in runs:
         new_dir = base / run_dir.name if sweep else base
-        new = reproduce_one(run_dir, new_dir)
+        new = reproduce_one(run_dir, new_dir, train)
         ok &= print_verdict(out, run_dir, new_dir, read_record(run_dir), new, tolerance)
     if sweep:
         out.print(f"{len(runs)} job(s) reproduced into {base}: " + ("all match" if ok else "some differ"))
     return 0 if ok else 1
-
-
-def main(argv: list[str]) -> int:
-    from mmfuse.errors import report
-
-    args = parse_args(argv)
-    try:
-        return reproduce(Path(args.path), args.jobs, args.tolerance, Path(args.out) if args.out else None)
-    except LifecycleError as e:
-        report(PROG, e)
-        return e.code

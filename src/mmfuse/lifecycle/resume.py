@@ -7,73 +7,30 @@ the completed ones. The W&B run continues under the id run.json recorded.
 
 A resumed run ends with the metrics an uninterrupted run would have had:
 Lightning restores weights, optimizer, LR schedule and callbacks from the
-checkpoint; `ResumeState` adds what Lightning leaves out (the global torch
-RNG, the training sampler's shuffling generator, the best-so-far metric).
+checkpoint; `mmfuse.callbacks.resume_state.ResumeState` adds what Lightning
+leaves out (the global torch RNG, the training sampler's shuffling
+generator) and the module keeps its best-so-far metric in its checkpoints.
 Exit status: 0 resumed and completed, 1 a resumed run failed, 2 bad input.
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-import pytorch_lightning as pl
 import torch
 
-from mmfuse.lifecycle.snapshot import LifecycleError, apply_overrides, clear_hydra, passing, read_run, run_config
+from mmfuse.errors import UserError, report
+from mmfuse.lifecycle.snapshot import (
+    apply_overrides,
+    clear_hydra,
+    passing,
+    read_run,
+    run_config,
+)
 from mmfuse.tracking.record import RECORD, pid_alive, write_json_atomic
 
 PROG = "mmfuse train resume"
-KEY = "mmfuse_resume_state"
-
-
-def _train_generator(trainer: pl.Trainer) -> torch.Generator | None:
-    loader = trainer.train_dataloader
-    sampler = getattr(getattr(loader, "sampler", None), "sampler", None) or getattr(loader, "sampler", None)
-    return getattr(sampler, "generator", None)
-
-
-def _metric_state(metric) -> dict[str, Any]:
-    return {name: getattr(metric, name).detach().clone() for name in getattr(metric, "_defaults", {})
-            if isinstance(getattr(metric, name), torch.Tensor)}
-
-
-class ResumeState(pl.Callback):
-    """Saves in every checkpoint, and restores on resume, the state that Lightning does not checkpoint."""
-
-    def __init__(self):
-        self._pending: dict[str, Any] | None = None
-
-    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
-        generator = _train_generator(trainer)
-        best = getattr(pl_module, "val_best", None)
-        checkpoint[KEY] = {
-            "torch_rng": torch.get_rng_state(),
-            "sampler_rng": generator.get_state() if generator is not None else None,
-            "val_best": _metric_state(best) if best is not None else None,
-        }
-
-    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
-        self._pending = checkpoint.get(KEY)
-        if self._pending:
-            # now, not at epoch start: the next epoch's DataLoader iterator draws its base seed from this RNG
-            # before on_train_epoch_start runs, as it did right after the checkpoint was saved
-            torch.set_rng_state(self._pending["torch_rng"])
-
-    def on_train_epoch_start(self, trainer, pl_module) -> None:
-        # after the module's on_train_start (which resets val_best) and before the sampler draws this epoch's order
-        state, self._pending = self._pending, None
-        if not state:
-            return
-        generator = _train_generator(trainer)
-        if generator is not None and state.get("sampler_rng") is not None:
-            generator.set_state(state["sampler_rng"])
-        best = getattr(pl_module, "val_best", None)
-        if best is not None and state.get("val_best"):
-            for name, value in state["val_best"].items():
-                setattr(best, name, value.to(pl_module.device))
-            best._update_count = max(1, getattr(best, "_update_count", 0))
-            best._computed = None
 
 
 def checkpoint_epoch(path: Path) -> int:
@@ -82,20 +39,20 @@ def checkpoint_epoch(path: Path) -> int:
         return int(ckpt["epoch"])
     except Exception as e:  # noqa: BLE001 - truncated file, not a checkpoint, missing key: one message
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        raise LifecycleError(f"{path}: cannot resume from this checkpoint (corrupt or not a Lightning checkpoint): {first}") from None
+        raise UserError(f"{path}: cannot resume from this checkpoint (corrupt or not a Lightning checkpoint): {first}") from None
 
 
 def check_resumable(run_dir: Path) -> tuple[dict[str, Any], Path]:
     record = read_run(run_dir, need_completed=False)
     status = record.get("status")
     if status == "completed":
-        raise LifecycleError(f"{run_dir}: the run is already completed; nothing to resume")
+        raise UserError(f"{run_dir}: the run is already completed; nothing to resume")
     if status == "running" and pid_alive(record.get("pid")):
-        raise LifecycleError(f"{run_dir} is still being trained by process {record.get('pid')}; "
+        raise UserError(f"{run_dir} is still being trained by process {record.get('pid')}; "
                              "stop it first (a live run is never resumed twice)")
     last = run_dir / "checkpoints" / "last.ckpt"
     if not last.is_file():
-        raise LifecycleError(f"{run_dir}: no checkpoints/last.ckpt to resume from (the run stopped before its first "
+        raise UserError(f"{run_dir}: no checkpoints/last.ckpt to resume from (the run stopped before its first "
                              "checkpoint, or was trained without checkpoints); train it again")
     return record, last
 
@@ -113,10 +70,8 @@ def prepare(run_dir: Path, overrides: list[str]):
     return cfg, {**record, "history": kept}
 
 
-def resume_one(run_dir: Path, overrides: list[str]) -> bool:
-    from mmfuse.errors import report
-    from mmfuse.train import train
-
+def resume_one(run_dir: Path, overrides: list[str], train: Callable[[Any], dict]) -> bool:
+    """Resume one run with `train` (mmfuse.train.train); False if it failed (train() recorded why in run.json)."""
     cfg, record = prepare(run_dir, overrides)
     write_json_atomic(run_dir / RECORD, record)
     clear_hydra()
@@ -132,31 +87,25 @@ def parse(argv: list[str]) -> tuple[Path, list[str]]:
     targets = [a for a in argv if a.startswith("resume=")]
     rest = [a for a in argv if not a.startswith("resume=")]
     if len(targets) != 1 or not targets[0].split("=", 1)[1]:
-        raise LifecycleError("give one run or sweep folder: mmfuse train resume=RUN_DIR [key=value ...]")
+        raise UserError("give one run or sweep folder: mmfuse train resume=RUN_DIR [key=value ...]")
     if any(a in ("-m", "--multirun") or a.startswith("-") for a in rest):
-        raise LifecycleError(f"resume takes only key=value overrides, not {[a for a in rest if a.startswith('-')]}")
+        raise UserError(f"resume takes only key=value overrides, not {[a for a in rest if a.startswith('-')]}")
     return Path(targets[0].split("=", 1)[1]).resolve(), rest
 
 
-def main(argv: list[str]) -> int:
-    from mmfuse.errors import report
-
-    try:
-        path, overrides = parse(argv)
-        if not path.exists():
-            raise LifecycleError(f"resume={path}: no such folder")
-        if (path / RECORD).is_file():
-            return 0 if resume_one(path, overrides) else 1
-        jobs = sorted(p for p in path.iterdir() if (p / RECORD).is_file())
-        if not jobs:
-            raise LifecycleError(f"resume={path} is neither a run folder nor a sweep folder (no {RECORD} in it or its job folders)")
-        todo = passing(jobs, check_resumable, lambda job, e: f"{PROG}: skipping {job.name}: {e}")
-        if not todo:
-            raise LifecycleError(f"sweep {path}: no job to resume")
-        failed = [job.name for job in todo if not resume_one(job, overrides)]
-        if failed:
-            print(f"{PROG}: {len(failed)} job(s) failed: {', '.join(failed)}", file=sys.stderr)
-        return 1 if failed else 0
-    except LifecycleError as e:
-        report(PROG, e)
-        return e.code
+def resume(path: Path, overrides: list[str], train: Callable[[Any], dict]) -> int:
+    """Resume a run, or every job of a sweep that did not complete; the exit status (0 all completed, 1 one failed)."""
+    if not path.exists():
+        raise UserError(f"resume={path}: no such folder")
+    if (path / RECORD).is_file():
+        return 0 if resume_one(path, overrides, train) else 1
+    jobs = sorted(p for p in path.iterdir() if (p / RECORD).is_file())
+    if not jobs:
+        raise UserError(f"resume={path} is neither a run folder nor a sweep folder (no {RECORD} in it or its job folders)")
+    todo = passing(jobs, check_resumable, lambda job, e: f"{PROG}: skipping {job.name}: {e}")
+    if not todo:
+        raise UserError(f"sweep {path}: no job to resume")
+    failed = [job.name for job in todo if not resume_one(job, overrides, train)]
+    if failed:
+        print(f"{PROG}: {len(failed)} job(s) failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0

@@ -15,6 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from mmfuse.errors import UserError
 from mmfuse.tracking.record import RECORD, read_record
 
 SNAPSHOT = Path(".hydra") / "config.yaml"
@@ -22,28 +23,21 @@ SNAPSHOT = Path(".hydra") / "config.yaml"
 PINNED = ("paths.root_dir", "paths.data_dir", "paths.cache_dir", "run_name")
 
 
-class LifecycleError(Exception):
-    """A mistake in the input, said in one line; `code` is the exit status."""
-
-    def __init__(self, message: str, code: int = 2):
-        super().__init__(message)
-        self.code = code
-
 
 def read_run(run_dir: Path, need_completed: bool = True) -> dict[str, Any]:
     run_dir = Path(run_dir)
     if not run_dir.exists():
-        raise LifecycleError(f"{run_dir}: no such folder")
+        raise UserError(f"{run_dir}: no such folder")
     if not (run_dir / RECORD).is_file():
-        raise LifecycleError(f"{run_dir} is not a run folder (no {RECORD})")
+        raise UserError(f"{run_dir} is not a run folder (no {RECORD})")
     try:
         record = read_record(run_dir)
     except ValueError as e:
-        raise LifecycleError(str(e)) from None
+        raise UserError(str(e)) from None
     if not (run_dir / SNAPSHOT).is_file():
-        raise LifecycleError(f"{run_dir}: no config snapshot {SNAPSHOT}; cannot rebuild the run's config")
+        raise UserError(f"{run_dir}: no config snapshot {SNAPSHOT}; cannot rebuild the run's config")
     if need_completed and record.get("status") != "completed":
-        raise LifecycleError(f"{run_dir}: run status is {record.get('status')!r}, not 'completed'; "
+        raise UserError(f"{run_dir}: run status is {record.get('status')!r}, not 'completed'; "
                              "only a completed run can be reproduced")
     return record
 
@@ -57,7 +51,7 @@ def run_config(run_dir: Path, record: dict[str, Any], new_run_dir: Path | None =
     try:
         cfg = OmegaConf.load(run_dir / SNAPSHOT)
     except Exception as e:  # noqa: BLE001 - any parse failure is the same mistake to the user
-        raise LifecycleError(f"{run_dir / SNAPSHOT}: unreadable config snapshot ({str(e).splitlines()[0]})") from None
+        raise UserError(f"{run_dir / SNAPSHOT}: unreadable config snapshot ({str(e).splitlines()[0]})") from None
     recorded = OmegaConf.create(record.get("config") or {})
     target = Path(new_run_dir or run_dir).resolve()
     with open_dict(cfg):
@@ -77,12 +71,12 @@ def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     """`key=value` overrides of existing keys (`+key=value` adds one), values parsed as on Hydra's command line."""
     for o in overrides:
         if "=" not in o:
-            raise LifecycleError(f"override {o!r} is not key=value")
+            raise UserError(f"override {o!r} is not key=value")
         key, value = o.split("=", 1)
         add = key.startswith("+")
         key = key.lstrip("+")
         if not add and OmegaConf.select(cfg, key, default="__missing__") == "__missing__":
-            raise LifecycleError(f"override {o!r}: the run's config has no key {key!r} (use +{key}=... to add one)")
+            raise UserError(f"override {o!r}: the run's config has no key {key!r} (use +{key}=... to add one)")
         parsed = OmegaConf.from_dotlist([f"v={value}"]).v
         with open_dict(cfg):
             OmegaConf.update(cfg, key, parsed, force_add=True)
@@ -90,13 +84,13 @@ def apply_overrides(cfg: DictConfig, overrides: list[str]) -> DictConfig:
 
 
 def passing(items: list, check, skipped) -> list:
-    """The items `check` accepts; each it refuses (LifecycleError) is said on stderr as `skipped(item, error)`."""
+    """The items `check` accepts; each it refuses (UserError) is said on stderr as `skipped(item, error)`."""
     kept = []
     for item in items:
         try:
             check(item)
             kept.append(item)
-        except LifecycleError as e:
+        except UserError as e:
             print(skipped(item, e), file=sys.stderr)
     return kept
 

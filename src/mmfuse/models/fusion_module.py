@@ -90,6 +90,7 @@ class FusionModule(pl.LightningModule):
         self.val_metrics = build_metrics(task, num_classes).clone(prefix="val/")
         self.test_metrics = build_metrics(task, num_classes).clone(prefix="test/")
         self.val_best = MaxMetric() if mode == "max" else MinMetric()
+        self.best_so_far: float | None = None  # val_best's value, kept in checkpoints
         # sample-weighted mean losses, reduced exactly across DDP processes (which may hold unequal shares)
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
 
@@ -159,9 +160,23 @@ class FusionModule(pl.LightningModule):
         self.log("train/loss", loss, on_step=False, on_epoch=True, logger=False, batch_size=1)  # the record's name for it
 
     def on_train_start(self):
-        # the sanity check must not seed the best-so-far tracker
+        # the sanity check must not seed the best-so-far tracker; a resumed run continues the one it checkpointed
         self.val_metrics.reset()
         self.val_best.reset()
+        self.best_so_far, restored = None, self.best_so_far
+        if restored is not None:
+            self.val_best.update(restored)
+            self.best_so_far = restored
+
+    # the best-so-far metric is not in the state_dict (metric states are not persistent): checkpoints carry it
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.best_so_far is not None:
+            checkpoint["mmfuse_val_best"] = self.best_so_far
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # checkpoints written before this hook existed kept the tracker's state under ResumeState's key
+        legacy = (checkpoint.get("mmfuse_resume_state") or {}).get("val_best") or {}
+        self.best_so_far = checkpoint.get("mmfuse_val_best", next((float(v) for v in legacy.values()), None))
 
     def validation_step(self, batch, batch_idx):
         loss, preds = self._shared_step(batch)
@@ -174,7 +189,10 @@ class FusionModule(pl.LightningModule):
         self.val_metrics.reset()
         self.log_dict(values, prog_bar=False)
         self.val_best.update(values[f"val/{self.monitor_name}"])
-        self.log(f"val/{self.monitor_name}_best", self.val_best.compute(), prog_bar=True)
+        best = self.val_best.compute()
+        if not self.trainer.sanity_checking:
+            self.best_so_far = float(best)
+        self.log(f"val/{self.monitor_name}_best", best, prog_bar=True)
 
     def test_step(self, batch, batch_idx):
         loss, preds = self._shared_step(batch)

@@ -14,10 +14,18 @@ from pathlib import Path
 
 import pandas as pd
 
+from mmfuse.errors import UserError
 from mmfuse.reporting import html_report, markdown, terminal
 from mmfuse.reporting.comparison import Comparison, compare_data_set
 from mmfuse.reporting.plots import make_plots, slug
-from mmfuse.reporting.runs import COMPARISON, expand, find_run_dirs, latest_sweep, load_runs, resolve_key
+from mmfuse.reporting.runs import (
+    COMPARISON,
+    expand,
+    find_run_dirs,
+    latest_sweep,
+    load_runs,
+    resolve_key,
+)
 from mmfuse.reporting.tables import failure_table
 
 PROG = "mmfuse compare"
@@ -29,30 +37,9 @@ def robustness_caption(c: Comparison) -> str:
     text = (f"no X: test {metric} with modality X removed; AUC X: area under {metric} vs noise severity 0-1 on X "
             "(relative robustness)")
     if c.has_baseline:
-        text += f"; eff X: effective robustness against late fusion (> 0: degrades less than late fusion)"
+        text += "; eff X: effective robustness against late fusion (> 0: degrades less than late fusion)"
     return text
 
-
-class CompareError(Exception):
-    """A mistake in the input, said in one line; `code` is the exit status."""
-
-    def __init__(self, message: str, code: int = 2):
-        super().__init__(message)
-        self.code = code
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("paths", nargs="*", help="sweep folders, run folders or globs (default: the latest sweep)")
-    parser.add_argument("--by", nargs="+", default=None, metavar="KEY",
-                        help="config keys to group by, e.g. fusion or fusion.name (default: the keys that vary, seed excluded)")
-    parser.add_argument("--metrics", nargs="+", default=None, metavar="METRIC",
-                        help="metrics of the terminal tables (default: test/acc test/f1 val/acc_best); the files hold every metric")
-    parser.add_argument("--out", default=None, help="output folder (default: <first path>/comparison)")
-    parser.add_argument("--outputs", default="outputs", help="outputs folder whose latest sweep is the default (default: outputs)")
-    parser.add_argument("--log-wandb", action="store_true",
-                        help="also log the comparison as a W&B run (job_type=compare, the sweep's group; offline unless WANDB_MODE=online)")
-    return parser.parse_args(argv)
 
 
 def input_paths(args: argparse.Namespace) -> list[Path]:
@@ -60,7 +47,7 @@ def input_paths(args: argparse.Namespace) -> list[Path]:
     if not args.paths:
         latest = latest_sweep(args.outputs)
         if latest is None:
-            raise CompareError(f"no sweeps with runs under {Path(args.outputs) / 'sweeps'}; pass sweep or run folders "
+            raise UserError(f"no sweeps with runs under {Path(args.outputs) / 'sweeps'}; pass sweep or run folders "
                                "(or --outputs to look elsewhere)")
         return [latest]
     missing = [p for p in args.paths if not expand(p)]
@@ -68,7 +55,7 @@ def input_paths(args: argparse.Namespace) -> list[Path]:
         warn(f"{p}: no such file or folder, and no glob match")
     found = [Path(p) for p in args.paths if p not in missing]
     if not found:
-        raise CompareError("none of the given paths exist")
+        raise UserError("none of the given paths exist")
     return found
 
 
@@ -82,7 +69,7 @@ def read_runs(paths: list[Path]) -> pd.DataFrame:
             warn(f"{p}: no runs here (no run.json below it)")
     runs = load_runs(paths)
     if runs.empty:
-        raise CompareError(f"no runs (no run.json) under {', '.join(map(str, paths))}")
+        raise UserError(f"no runs (no run.json) under {', '.join(map(str, paths))}")
     return runs
 
 
@@ -92,7 +79,7 @@ def group_keys(done: pd.DataFrame, by: list[str] | None) -> list[str] | None:
     resolved = {key: resolve_key(done, key) for key in by}
     unknown = [k for k, col in resolved.items() if col is None]
     if unknown:
-        raise CompareError(f"--by {' '.join(unknown)}: no such config key or choice in these runs "
+        raise UserError(f"--by {' '.join(unknown)}: no such config key or choice in these runs "
                            "(try a config key like fusion.name or a group like fusion)")
     return list(resolved.values())
 
@@ -202,7 +189,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
                "when": dt.datetime.now().isoformat(timespec="seconds")}
     if not completed.any():
         terminal.print_failures(terminal.console(), failures)
-        raise CompareError(f"nothing to compare: none of the {len(runs)} runs completed", code=1)
+        raise UserError(f"nothing to compare: none of the {len(runs)} runs completed", code=1)
     comparisons = compare(runs[completed], args.by, args.metrics)
     out = output_folder(args, paths)
     summary = write_files(comparisons, runs, failures, out, context)
@@ -230,22 +217,3 @@ def log_to_wandb(comparisons: list[Comparison], runs: pd.DataFrame, summary: pd.
     else:
         print(f"W&B comparison run (group {group}, job_type compare) in {folder}; upload it with: wandb sync {folder}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    try:
-        return run(args, argv)
-    except CompareError as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return e.code
-    except Exception as e:  # noqa: BLE001 - one line, never a traceback (--verbose shows it)
-        from mmfuse.errors import report
-
-        report(PROG, e)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -3,7 +3,7 @@
 Its start costs seconds (importing wandb, starting its service process,
 creating the run), none of which the datamodule or the model needs, so
 `start_in_background` creates the run in a thread while they are built; a
-parallel sweep's workers `prewarm` (import wandb, start its service) while
+parallel sweep's workers prewarm (import wandb, start its service: mmfuse.cli.process) while
 the sweep's configs are checked. The run, its config, summaries and files are
 those of a start in line.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from typing import Any
+from typing import Any, Callable
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,9 @@ SUMMARIES = {"val/acc": "max", "val/f1": "max", "val/auroc": "max", "val/loss": 
 FINISH_WAIT_SECONDS = 60.0
 
 _pending: list[BackgroundStart] = []  # starts under way, for finish()
-_launch_import_skipped = False  # see skip_launch_import
+# run with wandb imported, before a run starts: process-level tweaks registered by the command line
+# (mmfuse.cli.process.skip_launch_import); empty in a notebook or a test, where wandb.init runs as W&B wrote it
+BEFORE_START: list[Callable[[], None]] = []
 
 
 def top_level_choices(choices: dict[str, str], cfg: dict[str, Any]) -> dict[str, Any]:
@@ -40,46 +42,6 @@ def uses_wandb(logger_cfg) -> bool:
     return any(hasattr(c, "get") and "WandbLogger" in str(c.get("_target_", "")) for c in (logger_cfg or {}).values())
 
 
-def skip_launch_import() -> None:
-    """From now on, wandb.init skips importing wandb.sdk.launch (0.3-0.5 s on 2 cores) where it has nothing to do.
-
-    wandb.init imports it to apply launch job inputs staged through it; inputs are staged only by code that
-    imported that module (wandb.sdk.launch.manage_config_file and the like), so where nothing did, there is
-    nothing to apply. A process-level setting: the command line applies it at start-up.
-    """
-    global _launch_import_skipped
-    _launch_import_skipped = True
-    if "wandb" in sys.modules:
-        _patch_launch_inputs()
-
-
-def _patch_launch_inputs() -> None:
-    from wandb.sdk import wandb_run
-
-    original = getattr(wandb_run.Run, "_detect_and_apply_job_inputs", None)
-    if original is None or getattr(original, "mmfuse_staged_only", False):
-        return
-
-    def detect_and_apply_job_inputs(self) -> None:
-        if "wandb.sdk.launch.inputs.internal" in sys.modules:
-            original(self)
-
-    detect_and_apply_job_inputs.mmfuse_staged_only = True
-    wandb_run.Run._detect_and_apply_job_inputs = detect_and_apply_job_inputs
-
-
-def prewarm() -> None:
-    """Import wandb and start its service process, which wandb.init would do first; creates no run."""
-    try:
-        import wandb
-
-        if _launch_import_skipped:
-            _patch_launch_inputs()
-        wandb.setup()
-    except Exception as e:  # noqa: BLE001 - the run's own start says what is wrong, or goes on without W&B
-        log.debug("W&B not prewarmed: %s", e)
-
-
 def start_experiment(logger, record=None) -> dict[str, Any]:
     """Create the W&B run now (so failures surface before training) and set summaries.
 
@@ -87,10 +49,11 @@ def start_experiment(logger, record=None) -> dict[str, Any]:
     drops the logger and the run goes on without it.
     """
     try:
-        if _launch_import_skipped:
+        if BEFORE_START:
             import wandb  # noqa: F401  (the import the logger would make)
 
-            _patch_launch_inputs()
+            for hook in BEFORE_START:
+                hook()
         exp = logger.experiment
         for key, summary in SUMMARIES.items():
             exp.define_metric(key, summary=summary)

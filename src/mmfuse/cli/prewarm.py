@@ -26,20 +26,17 @@ _pending: list[Any] = []
 
 
 def _import_job_modules(wandb: bool = False) -> int:
-    """What every job imports, as the command line imports it (see cli.load_training), and W&B's service started."""
+    """What every job imports, as the command line imports it (process.load_training), and W&B's service started."""
     import os
 
-    from mmfuse.lean_imports import import_torchmetrics
-    from mmfuse.tracking import wandb_setup
+    from mmfuse.cli import process
 
-    import_torchmetrics()
+    process.load_training()
     import mmfuse.models.build  # noqa: F401  (torch, Lightning, torchmetrics, the model zoo)
-    import mmfuse.train
 
-    mmfuse.train.apply_process_settings()
     if wandb:  # after torch: the two imports would only take turns (one interpreter lock)
-        wandb_setup.skip_launch_import()
-        wandb_setup.prewarm()
+        process.skip_launch_import()
+        process.prewarm_wandb()
     return os.getpid()
 
 

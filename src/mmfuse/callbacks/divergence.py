@@ -1,14 +1,10 @@
-"""Training guards: divergence stops a run cleanly, Ctrl-C leaves a last.ckpt, checkpoints are written atomically."""
+"""A diverging run stops cleanly: a non-finite loss or weights end it with status `diverged`."""
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
-from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
 
 class Diverged(RuntimeError):
@@ -17,22 +13,6 @@ class Diverged(RuntimeError):
     def __init__(self, message: str, step: int):
         super().__init__(message)
         self.step = step
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write to a temp file in the same folder, then rename: a kill mid-write never replaces a good checkpoint."""
-
-    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            super().save_checkpoint(checkpoint, tmp, storage_options)
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
 
 
 class DivergenceGuard(pl.Callback):
@@ -76,14 +56,3 @@ class DivergenceGuard(pl.Callback):
 
     def on_train_end(self, trainer, pl_module) -> None:
         self._check_weights(trainer, pl_module, "the end of training")
-
-
-class InterruptCheckpoint(pl.Callback):
-    """On Ctrl-C, Lightning finishes the step and stops; save last.ckpt so the run can resume."""
-
-    def __init__(self, dirpath: Path):
-        self.dirpath = Path(dirpath)
-
-    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
-        if isinstance(exception, KeyboardInterrupt):
-            trainer.save_checkpoint(self.dirpath / "last.ckpt")
