@@ -18,6 +18,7 @@ from mmfuse.reporting import html_report, markdown, terminal
 from mmfuse.reporting.comparison import Comparison, compare_data_set
 from mmfuse.reporting.plots import make_plots, slug
 from mmfuse.reporting.runs import COMPARISON, expand, find_run_dirs, latest_sweep, load_runs, resolve_key
+from mmfuse.reporting.stats import CORRECTIONS
 from mmfuse.reporting.tables import failure_table
 
 PROG = "mmfuse compare"
@@ -50,6 +51,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="metrics of the terminal tables (default: test/acc test/f1 val/acc_best); the files hold every metric")
     parser.add_argument("--out", default=None, help="output folder (default: <first path>/comparison)")
     parser.add_argument("--outputs", default="outputs", help="outputs folder whose latest sweep is the default (default: outputs)")
+    parser.add_argument("--correction", choices=CORRECTIONS, default="holm",
+                        help="multiple-comparison correction of the p-values against each metric's best group "
+                             "(default: holm, Holm-Bonferroni)")
     parser.add_argument("--log-wandb", action="store_true",
                         help="also log the comparison as a W&B run (job_type=compare, the sweep's group; offline unless WANDB_MODE=online)")
     return parser.parse_args(argv)
@@ -97,11 +101,13 @@ def group_keys(done: pd.DataFrame, by: list[str] | None) -> list[str] | None:
     return list(resolved.values())
 
 
-def compare(done: pd.DataFrame, by: list[str] | None, metrics: list[str] | None) -> list[Comparison]:
+def compare(done: pd.DataFrame, by: list[str] | None, metrics: list[str] | None,
+            correction: str = "holm") -> list[Comparison]:
     """One comparison per data set: runs of different data sets are never averaged together."""
     data_names = done["data_name"].fillna("unknown").astype(str)
     keys = group_keys(done, by)
-    return [compare_data_set(name, done[data_names == name], keys, metrics) for name in sorted(data_names.unique())]
+    return [compare_data_set(name, done[data_names == name], keys, metrics, correction)
+            for name in sorted(data_names.unique())]
 
 
 def output_folder(args: argparse.Namespace, paths: list[Path]) -> Path:
@@ -184,7 +190,8 @@ def show(comparisons: list[Comparison], failures: pd.DataFrame, context: dict, m
                       markup=False, soft_wrap=True)
         chosen = c.terminal_metrics(metrics)
         summary, marks = c.summary_tables(chosen)
-        terminal.print_comparison(console, "mean ± std over seeds", summary, marks, c.lead_table(chosen))
+        terminal.print_comparison(console, "mean ± std over seeds", summary, marks, c.lead_table(chosen),
+                                  c.correction, c.power_table(chosen))
         if not c.robustness.empty:
             console.print(terminal.rich_table(c.robustness, title=ROBUSTNESS_TITLE, caption=robustness_caption(c)))
         if not c.cost.empty:
@@ -203,7 +210,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     if not completed.any():
         terminal.print_failures(terminal.console(), failures)
         raise CompareError(f"nothing to compare: none of the {len(runs)} runs completed", code=1)
-    comparisons = compare(runs[completed], args.by, args.metrics)
+    comparisons = compare(runs[completed], args.by, args.metrics, args.correction)
     out = output_folder(args, paths)
     summary = write_files(comparisons, runs, failures, out, context)
     show(comparisons, failures, context, args.metrics)
