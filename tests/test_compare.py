@@ -16,6 +16,7 @@ import pytest
 from scipy import stats
 
 from conftest import ROOT, run_cli
+from mmfuse.reporting.stats import UNTESTABLE_PAIRED
 
 STRATEGIES, SEEDS = ("concat", "late"), (0, 1)
 # CSV logging: a W&B run per job would cost more than the training (the W&B side is tested apart)
@@ -157,10 +158,19 @@ def test_best_group_and_paired_test_over_matching_seeds(compared, sweep):
                    if r["status"] == "completed" and r["choices"]["fusion"] == s} for s in STRATEGIES}
     best, other = sorted(STRATEGIES, key=lambda s: -pd.Series(by_seed[s]).mean())
     assert bool(summary.loc[f"fusion={best}", "test/acc best"]) and not bool(summary.loc[f"fusion={other}", "test/acc best"])
-    assert summary.loc[f"fusion={other}", "test/acc test_vs_best"] == "paired t-test"
-    expected = stats.ttest_rel([by_seed[best][s] for s in SEEDS], [by_seed[other][s] for s in SEEDS]).pvalue
+    diffs = [by_seed[best][s] - by_seed[other][s] for s in SEEDS]
     p = summary.loc[f"fusion={other}", "test/acc p_vs_best"]
-    assert (pd.isna(p) and pd.isna(expected)) or p == pytest.approx(expected)
+    if max(diffs) - min(diffs) <= 1e-12:  # quantised accuracies often move together: no variance to test
+        assert summary.loc[f"fusion={other}", "test/acc test_vs_best"] == UNTESTABLE_PAIRED and pd.isna(p)
+    else:
+        assert summary.loc[f"fusion={other}", "test/acc test_vs_best"] == "paired t-test"
+        expected = stats.ttest_rel([by_seed[best][s] for s in SEEDS], [by_seed[other][s] for s in SEEDS])
+        assert p == pytest.approx(expected.pvalue)
+        assert summary.loc[f"fusion={other}", "test/acc p_vs_best_corrected"] == pytest.approx(expected.pvalue)  # m = 1
+        assert (summary.loc[f"fusion={other}", "test/acc gap_ci95_low"],
+                summary.loc[f"fusion={other}", "test/acc gap_ci95_high"]) == pytest.approx(
+            tuple(expected.confidence_interval(0.95)))
+    assert set(summary["correction"]) == {"holm"}
     # loss: lower is better
     losses = {s: pd.Series([r["metrics"]["test/loss"] for r in records(sweep) if r["status"] == "completed"
                             and r["choices"]["fusion"] == s]).mean() for s in STRATEGIES}
@@ -381,6 +391,49 @@ def test_running_record_of_a_live_process_is_not_stale(sweep, tmp_path):
     edit_record(dead, status="running", pid=dead_pid(), host=socket.gethostname())
     statuses = load_runs([tmp_path / "live", tmp_path / "dead"]).set_index("run_dir")["status"]
     assert statuses[str(live.resolve())] == "running" and statuses[str(dead.resolve())] == "running (stale)"
+
+
+def doctored_sweep(sweep: Path, dest: Path) -> Path:
+    """The sweep's completed runs with made-up test metrics: test/acc a lead too small for 2 seeds,
+    test/f1 the same gap on both seeds (no variance to test)."""
+    made_up = {("concat", 0): (0.90, 0.90), ("concat", 1): (0.95, 0.92), ("late", 0): (0.86, 0.80),
+               ("late", 1): (0.94, 0.82)}
+    for run in copy_runs(sweep, dest, "*seed=*"):
+        record = json.loads((run / "run.json").read_text())
+        if record["status"] != "completed":
+            shutil.rmtree(run)
+            continue
+        acc, f1 = made_up[(record["choices"]["fusion"], record["config"]["seed"])]
+        edit_record(run, **{"metrics__test/acc": acc, "metrics__test/f1": f1})
+    return dest
+
+
+def test_correction_untestable_gaps_and_seeds_needed_reach_every_output(sweep, tmp_path, capsys):
+    folder = doctored_sweep(sweep, tmp_path / "doctored")
+    code, out, err = compare_in_process(capsys, folder, "--out", tmp_path / "cmp", "--metrics", "test/acc", "test/f1")
+    assert code == 0, err
+    summary = pd.read_csv(tmp_path / "cmp" / "summary.csv").set_index("group")
+    late = summary.loc["fusion=late"]
+    expected = stats.ttest_rel([0.90, 0.95], [0.86, 0.94])
+    assert late["test/acc p_vs_best"] == pytest.approx(expected.pvalue) and not late["test/acc best_lead_significant"]
+    assert late["test/acc seeds_needed"] > len(SEEDS) and late["test/acc detectable_gap"] > late["test/acc gap_to_best"]
+    assert late["test/f1 test_vs_best"] == UNTESTABLE_PAIRED and pd.isna(late["test/f1 p_vs_best"])
+    md = (tmp_path / "cmp" / "summary.md").read_text()
+    page = (tmp_path / "cmp" / "report.html").read_text()
+    for text in (out, md, page):
+        assert "Holm-corrected p" in text and "≈: equal, or too few seeds?" in text
+        assert f"needs {int(late['test/acc seeds_needed'])} seeds" in text
+        assert "0.100 · untestable with these seeds" in text
+    assert "p<0.001" not in out  # test/f1's constant gap is not "p = 0"
+    assert "| p raw | p Holm |" in md  # the raw p-value stays in view next to the corrected one
+
+    code, out, err = compare_in_process(capsys, folder, "--out", tmp_path / "none", "--correction", "none")
+    assert code == 0, err
+    assert "uncorrected p" in out and "not corrected for multiple comparisons" in out
+    assert set(pd.read_csv(tmp_path / "none" / "summary.csv")["correction"]) == {"none"}
+    with pytest.raises(SystemExit) as stop:
+        compare_in_process(capsys, folder, "--correction", "fdr")
+    assert stop.value.code == 2 and "invalid choice: 'fdr'" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- statistics on made-up numbers

@@ -10,7 +10,8 @@ import argparse
 import sys
 
 from mmfuse.cli.command import run_command
-from mmfuse.reporting.compare import PROG, run
+from mmfuse.reporting.compare import PROG
+from mmfuse.reporting.stats import CORRECTIONS, run
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -22,6 +23,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="metrics of the terminal tables (default: test/acc test/f1 val/acc_best); the files hold every metric")
     parser.add_argument("--out", default=None, help="output folder (default: <first path>/comparison)")
     parser.add_argument("--outputs", default="outputs", help="outputs folder whose latest sweep is the default (default: outputs)")
+    parser.add_argument("--correction", choices=CORRECTIONS, default="holm",
+                        help="multiple-comparison correction of the p-values against each metric's best group "
+                             "(default: holm, Holm-Bonferroni)")
     parser.add_argument("--log-wandb", action="store_true",
                         help="also log the comparison as a W&B run (job_type=compare, the sweep's group; offline unless WANDB_MODE=online)")
     return parser.parse_args(argv)

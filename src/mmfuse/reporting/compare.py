@@ -84,11 +84,13 @@ def group_keys(done: pd.DataFrame, by: list[str] | None) -> list[str] | None:
     return list(resolved.values())
 
 
-def compare(done: pd.DataFrame, by: list[str] | None, metrics: list[str] | None) -> list[Comparison]:
+def compare(done: pd.DataFrame, by: list[str] | None, metrics: list[str] | None,
+            correction: str = "holm") -> list[Comparison]:
     """One comparison per data set: runs of different data sets are never averaged together."""
     data_names = done["data_name"].fillna("unknown").astype(str)
     keys = group_keys(done, by)
-    return [compare_data_set(name, done[data_names == name], keys, metrics) for name in sorted(data_names.unique())]
+    return [compare_data_set(name, done[data_names == name], keys, metrics, correction)
+            for name in sorted(data_names.unique())]
 
 
 def output_folder(args: argparse.Namespace, paths: list[Path]) -> Path:
@@ -171,7 +173,8 @@ def show(comparisons: list[Comparison], failures: pd.DataFrame, context: dict, m
                       markup=False, soft_wrap=True)
         chosen = c.terminal_metrics(metrics)
         summary, marks = c.summary_tables(chosen)
-        terminal.print_comparison(console, "mean ± std over seeds", summary, marks, c.lead_table(chosen))
+        terminal.print_comparison(console, "mean ± std over seeds", summary, marks, c.lead_table(chosen),
+                                  c.correction, c.power_table(chosen))
         if not c.robustness.empty:
             console.print(terminal.rich_table(c.robustness, title=ROBUSTNESS_TITLE, caption=robustness_caption(c)))
         if not c.cost.empty:
@@ -190,7 +193,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     if not completed.any():
         terminal.print_failures(terminal.console(), failures)
         raise UserError(f"nothing to compare: none of the {len(runs)} runs completed", code=1)
-    comparisons = compare(runs[completed], args.by, args.metrics)
+    comparisons = compare(runs[completed], args.by, args.metrics, args.correction)
     out = output_folder(args, paths)
     summary = write_files(comparisons, runs, failures, out, context)
     show(comparisons, failures, context, args.metrics)

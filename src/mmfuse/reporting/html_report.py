@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from mmfuse.reporting.comparison import Comparison
-from mmfuse.reporting.tables import BEST, LEGEND, TIED
+from mmfuse.reporting.tables import BEST, TIED, lead_title, legend, power_caption
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1400px;
@@ -83,6 +83,15 @@ def robustness_parts(comparison: Comparison, ident: str) -> list[str]:
     return parts
 
 
+def power_parts(comparison: Comparison, ident: str) -> list[str]:
+    """Whether ≈ means equal or too few seeds: what these seeds detect and how many would detect the gap."""
+    power = comparison.power_table()
+    if power.empty:
+        return []
+    return ["<h3>≈: equal, or too few seeds?</h3>", html_table(power, table_id=f"power-{ident}", css_class="power"),
+            f'<p class="legend">{escape(power_caption(comparison.correction))}</p>']
+
+
 def data_set_section(comparison: Comparison, heading: bool) -> str:
     ident = slug(comparison.data_name)
     summary, marks = comparison.summary_tables()
@@ -90,13 +99,14 @@ def data_set_section(comparison: Comparison, heading: bool) -> str:
              f"<p>{len(comparison.runs)} completed runs, grouped by <b>{escape(comparison.grouped_by)}</b>.</p>",
              "<h3>Summary: mean ± std over seeds</h3>",
              html_table(summary, table_id=f"summary-{ident}", css_class="summary", marks=marks),
-             f'<p class="legend">{escape(LEGEND)}</p>',
-             "<h3>How far each group is behind the best one, and is the gap significant?</h3>",
+             f'<p class="legend">{escape(legend(comparison.correction))}</p>',
+             f"<h3>{escape(lead_title(comparison.correction))}</h3>",
              html_table(comparison.lead_table(), table_id=f"leads-{ident}", css_class="leads"),
+             *power_parts(comparison, ident),
              *robustness_parts(comparison, ident),
              "<h3>Plots</h3>", "".join(figure(p) for p in comparison.plots) or "<p>No plots.</p>",
              "<h3>Commands and config differences per group</h3>", origin_table(comparison),
-             "<details><summary>Every metric: 95% confidence intervals and tests</summary>",
+             "<details><summary>Every metric: confidence intervals, gaps, tests and power</summary>",
              html_table(comparison.detail_table(), table_id=f"details-{ident}", css_class="details"), "</details>"]
     return "\n".join(p for p in parts if p)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from mmfuse.reporting.comparison import Comparison
-from mmfuse.reporting.tables import LEGEND
+from mmfuse.reporting.tables import lead_title, legend, power_caption
 
 
 def cell(value: object) -> str:
@@ -32,11 +32,15 @@ def origin_lines(comparison: Comparison) -> list[str]:
 
 def data_set_section(comparison: Comparison, out: Path, heading: bool) -> list[str]:
     summary, _ = comparison.summary_tables()
+    correction, power = comparison.correction, comparison.power_table()
     lines = [f"## Data set: {comparison.data_name}", ""] if heading else []
     lines += [f"{len(comparison.runs)} completed runs, grouped by {comparison.grouped_by}.", "",
-              "### Summary (mean ± std over seeds)", "", md_table(summary), "", f"_{LEGEND}_", "",
-              "### How far each group is behind the best one", "", md_table(comparison.lead_table()), "",
-              "### Every metric: 95% confidence intervals and tests", "", md_table(comparison.detail_table()), "",
+              "### Summary (mean ± std over seeds)", "", md_table(summary), "", f"_{legend(correction)}_", "",
+              f"### {lead_title(correction)}", "", md_table(comparison.lead_table()), ""]
+    if not power.empty:
+        lines += ["### ≈: equal, or too few seeds?", "", md_table(power), "", f"_{power_caption(correction)}_", ""]
+    lines += ["### Every metric: confidence intervals, gaps, tests and power", "",
+              md_table(comparison.detail_table()), "",
               "### Commands and config differences", "", *origin_lines(comparison), ""]
     if not comparison.robustness.empty:
         from mmfuse.reporting.compare import robustness_caption

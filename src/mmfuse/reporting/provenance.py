@@ -5,7 +5,7 @@ import json
 
 import pandas as pd
 
-from mmfuse.reporting.runs import IGNORED_PREFIXES, varies, train_command
+from mmfuse.reporting.runs import IGNORED_PREFIXES, train_command, varies
 
 SEED_KEYS = ("seed", "+seed", "++seed")
 SEEDS_SLOT = "\0seeds\0"  # where the seed override stood, so the command keeps the user's order

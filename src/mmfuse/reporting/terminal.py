@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from mmfuse.reporting.tables import BEST, LEGEND, TIED
+from mmfuse.reporting.tables import BEST, TIED, lead_title, legend, power_caption
 
 STYLE = {BEST: "bold green", TIED: "green"}
 
@@ -33,11 +33,16 @@ def rich_table(df: pd.DataFrame, title: str | None = None, marks: pd.DataFrame |
     return table
 
 
-def print_comparison(out: Console, title: str, summary: pd.DataFrame, marks: pd.DataFrame, leads: pd.DataFrame) -> None:
+def print_comparison(out: Console, title: str, summary: pd.DataFrame, marks: pd.DataFrame, leads: pd.DataFrame,
+                     correction: str = "holm", power: pd.DataFrame | None = None) -> None:
+    """The summary, the gaps to the best group with their tests, and for ≈ leads what more seeds would detect."""
     out.print(rich_table(summary, title=title, marks=marks))
     if len(leads) > 1:  # one group has nothing to be compared with
-        out.print(rich_table(leads, title="Behind the best group by, and is the gap significant?"))
-    out.print(Text(LEGEND, style="dim"))
+        out.print(rich_table(leads, title=lead_title(correction)))
+    out.print(Text(legend(correction), style="dim"))
+    if power is not None and not power.empty:
+        out.print(rich_table(power, title="≈: equal, or too few seeds?"))
+        out.print(Text(power_caption(correction), style="dim"))
 
 
 def print_failures(out: Console, failures: pd.DataFrame) -> None:
