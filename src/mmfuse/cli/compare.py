@@ -10,8 +10,8 @@ import argparse
 import sys
 
 from mmfuse.cli.command import run_command
-from mmfuse.reporting.compare import PROG
-from mmfuse.reporting.stats import CORRECTIONS, run
+from mmfuse.reporting.compare import PROG, run
+from mmfuse.reporting.stats import CORRECTIONS
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
