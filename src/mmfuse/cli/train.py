@@ -12,7 +12,7 @@ from pathlib import Path
 from mmfuse.cli import process
 from mmfuse.cli.command import run_command
 from mmfuse.errors import UserError, report
-from mmfuse.tracking.record import read_record
+from mmfuse.runs.folder import read_record
 
 
 def config_dir() -> Path:

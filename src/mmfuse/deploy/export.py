@@ -38,7 +38,7 @@ from mmfuse.deploy.artifact import (
 )
 from mmfuse.errors import UserError
 from mmfuse.lifecycle.snapshot import read_run, run_config, stamp
-from mmfuse.tracking.record import RECORD, pid_alive, read_record, write_json_atomic
+from mmfuse.runs.folder import RunFolder, pid_alive
 
 PROG = "mmfuse export"
 FORMATS = ("pt2", "onnx", "both")
@@ -197,10 +197,9 @@ def export_run(run_dir: Path, ckpt: str = "best", fmt: str = "pt2", out: Path | 
         raise
 
     if folder.is_relative_to(run_dir):
-        current = read_record(run_dir)
-        current.setdefault("exports", []).append({"folder": str(folder), "ckpt": ckpt, "format": fmt, "checks": checks,
-                                                  "created": meta["created"]})
-        write_json_atomic(run_dir / RECORD, current)
+        with RunFolder(run_dir).editing() as current:
+            current.setdefault("exports", []).append({"folder": str(folder), "ckpt": ckpt, "format": fmt,
+                                                      "checks": checks, "created": meta["created"]})
     return {"folder": str(folder), **meta}
 
 

@@ -29,7 +29,7 @@ from mmfuse.lifecycle.snapshot import (
     stamp,
     writable,
 )
-from mmfuse.tracking.record import RECORD, read_record, write_json_atomic
+from mmfuse.runs.folder import RECORD, RunFolder, read_record
 
 PROG = "mmfuse reproduce"
 ENVIRONMENT_KEYS = ("threads", "accelerator", "device", "precision")
@@ -123,21 +123,19 @@ def reproduce_one(run_dir: Path, new_dir: Path, train: Callable[[Any], dict]) ->
     record = read_record(run_dir)
     cfg = run_config(run_dir, record, new_dir)
     clear_hydra()
-    (new_dir / ".hydra").mkdir(parents=True)
+    RunFolder(new_dir).snapshot.parent.mkdir(parents=True)
     OmegaConf.save(cfg, new_dir / SNAPSHOT)  # a reproduction is itself reproducible
     try:
         train(cfg)
     except Exception as e:  # the new record says failed; the verdict reports it
         report(f"{PROG} [{new_dir}]", e)
     finally:
-        try:
-            new = read_record(new_dir)
-        except (FileNotFoundError, ValueError):
-            new = {"status": "failed", "metrics": {}}
+        if RunFolder(new_dir).exists():
+            with RunFolder(new_dir).editing() as new:
+                new["reproduced_from"] = {"run_dir": str(run_dir.resolve()), "run_name": record.get("run_name"),
+                                          "status": record.get("status")}
         else:
-            new["reproduced_from"] = {"run_dir": str(run_dir.resolve()), "run_name": record.get("run_name"),
-                                      "status": record.get("status")}
-            write_json_atomic(new_dir / RECORD, new)
+            new = {"status": "failed", "metrics": {}}
     return new
 
 

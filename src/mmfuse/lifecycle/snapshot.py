@@ -16,9 +16,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mmfuse.errors import UserError
-from mmfuse.tracking.record import RECORD, read_record
+from mmfuse.runs.folder import RECORD, SNAPSHOT, read_record
 
-SNAPSHOT = Path(".hydra") / "config.yaml"
 # resolved against the launch folder or Hydra at run time: the recorded value is the truth
 PINNED = ("paths.root_dir", "paths.data_dir", "paths.cache_dir", "run_name")
 
