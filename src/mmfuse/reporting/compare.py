@@ -16,7 +16,7 @@ import pandas as pd
 
 from mmfuse.errors import UserError
 from mmfuse.reporting import html_report, markdown, terminal
-from mmfuse.reporting.comparison import Comparison, compare_data_set
+from mmfuse.reporting.comparison import ROBUSTNESS_TITLE, Comparison, compare_data_set, robustness_caption
 from mmfuse.reporting.plots import make_plots, slug
 from mmfuse.reporting.runs import (
     COMPARISON,
@@ -29,16 +29,6 @@ from mmfuse.reporting.runs import (
 from mmfuse.reporting.tables import failure_table
 
 PROG = "mmfuse compare"
-ROBUSTNESS_TITLE = "Robustness on the test set: mean ± std over seeds"
-
-
-def robustness_caption(c: Comparison) -> str:
-    metric = c.robustness_metric
-    text = (f"no X: test {metric} with modality X removed; AUC X: area under {metric} vs noise severity 0-1 on X "
-            "(relative robustness)")
-    if c.has_baseline:
-        text += "; eff X: effective robustness against late fusion (> 0: degrades less than late fusion)"
-    return text
 
 
 
