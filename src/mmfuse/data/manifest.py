@@ -62,7 +62,7 @@ from mmfuse.data.base import MultimodalDataModule
 from mmfuse.data.batches import TensorDictDataset
 from mmfuse.data.decode import (AUDIO_EXTENSIONS, AUDIO_FEATURES, IMAGE_EXTENSIONS, UNK, image_pixels,  # noqa: F401
                                 token_ids, tokenize, wave_features)
-from mmfuse.data.readers import SampleErrors, read_image, require_file
+from mmfuse.data.readers import read_image, require_file
 from mmfuse.data.spec import ModalitySpec
 from mmfuse.data.stratify import stratified_counts
 
@@ -218,6 +218,7 @@ class AugmentedDataset(TensorDictDataset):
 
 class ManifestDataModule(MultimodalDataModule):
     name = "manifest"
+    default_batch_size = 64
 
     def __init__(
         self,
@@ -251,12 +252,9 @@ class ManifestDataModule(MultimodalDataModule):
         max_text_length: int = 64,
         tokenizer: str | None = None,
         name: str = "manifest",
-        batch_size: int = 64,
-        eval_batch_size: int | None = None,
-        pin_memory: bool | None = None,
-        seed: int = 0,
+        **settings: Any,  # batch sizes, pin_memory, seed: see MultimodalDataModule
     ):
-        super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, pin_memory=pin_memory, seed=seed)
+        super().__init__(on_error=on_error, **settings)
         columns = dict(columns or {})
         unknown = [k for k in columns if k not in MODALITY_KINDS]
         if unknown:
@@ -293,7 +291,6 @@ class ManifestDataModule(MultimodalDataModule):
         self.stratify = bool(stratify)
         self.stratified = False  # whether the seeded split was stratified (multiclass only); set in setup
         self.allow_missing = allow_missing
-        self.errors = SampleErrors(on_error)
         self.image_size, self.image_channels = image_size, image_channels
         self.image_mean, self.image_std = image_mean, image_std
         self.augment = {"crop_padding": 0, "hflip": False, **dict(augment or {})}
@@ -311,10 +308,6 @@ class ManifestDataModule(MultimodalDataModule):
         self._specs: dict[str, ModalitySpec] = {}
 
     # --- public ------------------------------------------------------------------
-    @property
-    def skipped(self) -> dict[str, int]:
-        return self.errors.as_dict()
-
     @property
     def modalities(self) -> dict[str, ModalitySpec]:
         if not self._specs:
@@ -468,7 +461,7 @@ class ManifestDataModule(MultimodalDataModule):
                     self.errors("bad_number", f"{self._where(row, c)}: {value!r} is not a finite number")
                     return False
         if len(row.absent) == len(self.columns):
-            self.errors.skipped["no_modality"] += 1
+            self.errors.count("no_modality")
             log.warning("%s: every input is missing; skipped", self._where(row))
             return False
         return True
@@ -603,7 +596,7 @@ class ManifestDataModule(MultimodalDataModule):
         return wave_features(waves, self.sample_rate, self.audio_features, self.n_fft, self.hop, self.n_mels, self.audio_length)
 
     # --- build ---------------------------------------------------------------------
-    def _build(self) -> dict[str, TensorDictDataset]:
+    def build_splits(self) -> dict[str, TensorDictDataset]:
         require_file(self.path, "manifest", "set data.path to a .csv, .tsv or .jsonl file")
         header, rows = read_rows(self.path)
         if not rows:
@@ -626,7 +619,7 @@ class ManifestDataModule(MultimodalDataModule):
             except _SkipRow:
                 continue
             if len(row.absent) == len(self.columns):
-                self.errors.skipped["no_modality"] += 1
+                self.errors.count("no_modality")
                 log.warning("%s: every input is missing; skipped", self._where(row))
                 continue
             images.append(image)
