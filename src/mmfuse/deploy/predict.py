@@ -10,7 +10,8 @@ modality and none of another make one sample per file.
 Or many samples from a manifest (--input manifest.csv|.tsv|.jsonl): a
 column per modality, named as in the training manifest or after the
 modality; relative paths are relative to the manifest; an empty cell is an
-absent modality; an `id` column is kept in the output.
+absent modality; an `id` column is kept in the output. It is read by the
+reader `data=manifest` uses (a byte-order mark is dropped).
 
 RUN_DIR uses the run's newest export (<run>/export/*), exporting it first
 when there is none. Prints a table; --output FILE.csv also writes every
