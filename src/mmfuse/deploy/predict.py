@@ -10,7 +10,8 @@ modality and none of another make one sample per file.
 Or many samples from a manifest (--input manifest.csv|.tsv|.jsonl): a
 column per modality, named as in the training manifest or after the
 modality; relative paths are relative to the manifest; an empty cell is an
-absent modality; an `id` column is kept in the output.
+absent modality; an `id` column is kept in the output. It is read by the
+reader `data=manifest` uses (a byte-order mark is dropped).
 
 RUN_DIR uses the run's newest export (<run>/export/*), exporting it first
 when there is none. Prints a table; --output FILE.csv also writes every
@@ -20,10 +21,11 @@ Exit status: 0 predicted, 2 bad input (nothing written).
 from __future__ import annotations
 
 import csv
-import json
 import sys
 from pathlib import Path
 from typing import Any
+
+from mmfuse.data.rows import MISSING, Row, cell, read_rows
 
 PROG = "mmfuse predict"
 
@@ -65,29 +67,24 @@ def samples_from_files(files: list[str], pre) -> tuple[list[dict[str, Any]], lis
     return samples, [" ".join(str(p) for p in s.values()) for s in samples]
 
 
-def read_manifest(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    """(line, row) pairs of a CSV/TSV (header on line 1) or JSONL manifest."""
+def read_manifest(path: Path) -> tuple[list[str], list[Row]]:
+    """The header and rows of a CSV/TSV (header on line 1) or JSONL manifest, read as `data=manifest` reads them."""
     if not path.is_file():
         raise _error(f"--input {path}: no such file")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() == ".jsonl":
-        rows = []
-        for i, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append((i, json.loads(line)))
-                except ValueError as e:
-                    raise _error(f"--input {path} line {i}: not a JSON object ({e})") from None
-        return rows
-    reader = csv.DictReader(text.splitlines(), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
-    return [(i, row) for i, row in enumerate(reader, 2)]
+    try:
+        header, rows = read_rows(path)
+    except ValueError as e:
+        raise _error(str(e)) from None
+    for row in rows:
+        if row.problem is not None:
+            raise _error(row.problem[1])
+    return header, rows
 
 
 def samples_from_manifest(path: Path, pre) -> tuple[list[dict[str, Any]], list[str]]:
-    rows = read_manifest(path)
+    header, rows = read_manifest(path)
     if not rows:
         raise _error(f"--input {path}: no rows")
-    header = set(rows[0][1])
     columns: dict[str, Any] = {}
     for m in pre.modalities:
         p = pre.params[m]
@@ -101,24 +98,25 @@ def samples_from_manifest(path: Path, pre) -> tuple[list[dict[str, Any]], list[s
         wanted = {m: pre.params[m].get("column") or pre.params[m].get("columns") or m for m in pre.modalities}
         raise _error(f"--input {path}: no column feeds the model; expected columns {wanted}, found {sorted(header)}")
     samples, names = [], []
-    for line, row in rows:
+    for row in rows:
+        values = {c: cell(v) for c, v in row.values.items()}  # an empty or lacking cell: an absent modality
         sample: dict[str, Any] = {}
         for m, c in columns.items():
             if isinstance(c, list):
-                cells = [row.get(k) for k in c]
-                if any(v in (None, "") for v in cells):
-                    continue
-                sample[m] = cells
+                cells = [values[k] for k in c]
+                if all(v is not None and v is not MISSING for v in cells):
+                    sample[m] = cells
                 continue
-            value = row.get(c)
-            if value in (None, ""):
+            value = values[c]
+            if value is None or value is MISSING:
                 continue
             reader = pre.params[m]["reader"]
-            sample[m] = value if reader in ("text", "hf_text") else path.parent / str(value)  # an absolute path stays as it is
+            sample[m] = value if reader in ("text", "hf_text") else path.parent / str(value)  # an absolute path stays
         if not sample:
-            raise _error(f"--input {path} line {line}: every input is empty")
+            raise _error(f"--input {path} line {row.line}: every input is empty")
         samples.append(sample)
-        names.append(str(row.get("id") or f"line {line}"))
+        ident = values.get("id", MISSING)
+        names.append(f"line {row.line}" if ident is None or ident is MISSING else str(ident))
     return samples, names
 
 
