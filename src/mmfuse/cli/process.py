@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 def load_training() -> Callable:
     """Import the training code as a command that trains should; returns `mmfuse.train.train`."""
     import_torchmetrics()
-    from mmfuse.train import train
+    from mmfuse.train import train  # deferred: torch and Lightning, after torchmetrics' lean import above
 
     apply_process_settings()
     return train

@@ -13,6 +13,7 @@ from mmfuse.cli import process
 from mmfuse.cli.command import run_command
 from mmfuse.errors import UserError, report
 from mmfuse.runs.folder import read_record
+from mmfuse.tracking import naming, startup
 
 
 def config_dir() -> Path:
@@ -53,7 +54,6 @@ def run_train(argv: list[str]) -> int:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from mmfuse.tracking import naming, startup
 
     naming.register_resolvers()
     failures: list[str] = []

@@ -37,6 +37,7 @@ from mmfuse.deploy.artifact import (
     Artifact,
 )
 from mmfuse.errors import UserError
+from mmfuse.lifecycle.evaluate import checkpoint_path, load_model
 from mmfuse.lifecycle.snapshot import read_run, run_config, stamp
 from mmfuse.runs.folder import RunFolder, pid_alive
 
@@ -113,7 +114,6 @@ def export_run(run_dir: Path, ckpt: str = "best", fmt: str = "pt2", out: Path | 
     import pytorch_lightning as pl
     from hydra.utils import instantiate
 
-    from mmfuse.lifecycle.evaluate import checkpoint_path, load_model
 
     run_dir = Path(run_dir).resolve()
     if fmt not in FORMATS:

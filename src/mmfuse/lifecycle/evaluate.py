@@ -45,6 +45,7 @@ def load_model(cfg, path: Path, trust: bool = False):
     code runs) unless `trust`: --trust-checkpoint, for checkpoints whose
     origin the user vouches for.
     """
+    # deferred (here and below): torch and Lightning, not needed for `mmfuse eval --help` or a bad path
     from mmfuse.models.build import is_unimodal
     from mmfuse.models.fusion_module import FusionModule, UnimodalModule
 
@@ -151,8 +152,6 @@ def print_results(results: dict[str, Any], recorded: dict[str, float]) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from mmfuse.reporting.terminal import console
-
     table = Table(title=f"eval ({results['ckpt']} checkpoint{', ' + ' '.join(results['overrides']) if results['overrides'] else ''})",
                   title_justify="left", caption=f"written to {results['eval_dir']}", caption_justify="left")
     for col in ("metric", "eval", "recorded at training", "difference"):
@@ -160,4 +159,7 @@ def print_results(results: dict[str, Any], recorded: dict[str, float]) -> None:
     for k, v in sorted(results["metrics"].items()):
         r = recorded.get(k)
         table.add_row(Text(k), f"{v:.6g}", "—" if r is None else f"{r:.6g}", "—" if r is None else f"{v - r:.3g}")
+    # deferred: the terminal tables import scipy (1.5 s); --help stays instant
+    from mmfuse.reporting.terminal import console
+
     console().print(table)

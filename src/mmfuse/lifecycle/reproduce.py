@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from omegaconf import OmegaConf
 
-from mmfuse.errors import UserError
+from mmfuse.errors import UserError, report
 from mmfuse.lifecycle.snapshot import (
     SNAPSHOT,
     clear_hydra,
@@ -119,7 +119,6 @@ def compare_metrics(original: dict[str, float], new: dict[str, float], tolerance
 
 def reproduce_one(run_dir: Path, new_dir: Path, train: Callable[[Any], dict]) -> dict[str, Any]:
     """Train the run's snapshot config into `new_dir`; returns the new record (status failed on error)."""
-    from mmfuse.errors import report
     record = read_record(run_dir)
     cfg = run_config(run_dir, record, new_dir)
     clear_hydra()
@@ -174,6 +173,7 @@ def print_verdict(out, run_dir: Path, new_dir: Path, original: dict, new: dict, 
 
 def reproduce(path: Path, train: Callable[[Any], dict], jobs: str | None = None, tolerance: float = 1e-3,
               out_root: Path | None = None) -> int:
+    # deferred: the terminal tables import scipy (1.5 s); --help stays instant
     from mmfuse.reporting.terminal import console
 
     path = Path(path)

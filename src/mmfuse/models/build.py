@@ -6,6 +6,7 @@ from typing import Any
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
+from mmfuse.fusion.unimodal import SingleModality
 from mmfuse.models.class_weights import resolve_class_weights
 from mmfuse.models.fusion_module import FusionModule, UnimodalModule
 
@@ -16,7 +17,6 @@ def _plain(node) -> Any:
 
 def is_unimodal(fusion_cfg) -> bool:
     """A unimodal baseline is any fusion choice whose _target_ is SingleModality."""
-    from mmfuse.fusion.unimodal import SingleModality
 
     try:
         return issubclass(get_class(fusion_cfg.get("_target_")), SingleModality)

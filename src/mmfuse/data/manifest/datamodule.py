@@ -14,12 +14,25 @@ from mmfuse.data.manifest.augment import AugmentedDataset, RandomCropFlip
 from mmfuse.data.manifest.columns import infer_columns
 from mmfuse.data.manifest.files import FileDecoder
 from mmfuse.data.manifest.labels import build_labels
-from mmfuse.data.manifest.options import (AudioOptions, ColumnOptions, ImageOptions, LabelOptions, SplitOptions,
-                                          TextOptions, take)
+from mmfuse.data.manifest.options import (
+    AudioOptions,
+    ColumnOptions,
+    ImageOptions,
+    LabelOptions,
+    SplitOptions,
+    TextOptions,
+    take,
+)
 from mmfuse.data.manifest.samples import Sample, parse_rows
 from mmfuse.data.manifest.splits import assign_splits
-from mmfuse.data.manifest.tensors import (Modality, audio_modality, hf_text_modality, image_modality,
-                                          tabular_modality, text_modality)
+from mmfuse.data.manifest.tensors import (
+    Modality,
+    audio_modality,
+    hf_text_modality,
+    image_modality,
+    tabular_modality,
+    text_modality,
+)
 from mmfuse.data.readers import require_file
 from mmfuse.data.rows import cell, read_rows
 from mmfuse.data.spec import ModalitySpec
