@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 MMFUSE := $(VENV)/bin/mmfuse
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench clean-venv
+.PHONY: demo test lint bench clean-venv
 
 # (re)install when the venv is missing or pyproject.toml changed
 $(STAMP): pyproject.toml
@@ -22,6 +22,11 @@ demo: $(STAMP)
 # two workers, one test file each at a time (module fixtures are shared within a file)
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile
+
+# style (ruff) and the house's layers (import-linter: pyproject.toml [tool.importlinter]; docs/ARCHITECTURE.md)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/lint-imports
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

@@ -18,6 +18,13 @@ from scipy import stats
 
 from mmfuse.reporting.stats import UNTESTABLE_PAIRED
 
+
+@pytest.fixture(autouse=True)
+def wide_terminal(monkeypatch):
+    """Terminal tables as wide as their content: their width otherwise follows whatever terminal (or none) runs the
+    tests, and a cell wrapped across lines would not match the phrases the tests look for."""
+    monkeypatch.setenv("COLUMNS", "400")
+
 STRATEGIES, SEEDS = ("concat", "late"), (0, 1)
 # CSV logging: a W&B run per job would cost more than the training (the W&B side is tested apart)
 TINY = ["data.n_samples=300", "trainer.max_epochs=2", "callbacks=minimal", "logger=csv"]
