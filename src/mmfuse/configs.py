@@ -6,24 +6,29 @@ data `mmfuse.conf` (pyproject.toml maps it), so an installed mmfuse and a checko
 
 A user's own config folders (`mmfuse train --config-dir ./conf`, `hydra.searchpath=[file://./conf]`) hold
 their own groups and choices (`fusion/myfusion.yaml`, `data/mydata.yaml`, `experiment/...`) and are searched
-*before* mmfuse's, so that a user's file of the same name wins over the shipped one. Hydra itself searches
-its main config folder first and `--config-dir` / `hydra.searchpath` after it; mmfuse asks Hydra for this
-order through its public options alone: the first user folder becomes Hydra's main config folder, and the
-other user folders and mmfuse's own conf/ follow it in `hydra.searchpath`.
+*before* mmfuse's, so that a user's file of the same name wins over the shipped one. Hydra on its own searches
+its main config folder first and `--config-dir` / `hydra.searchpath` after it, and it reads the primary config
+(train.yaml) before a `hydra.searchpath` takes effect; so mmfuse takes those options off the command line and
+puts the folders in front of its own through Hydra's public extension point for this, a SearchPathPlugin
+(`hydra_plugins.mmfuse_user_configs`), which reads them from `MMFUSE_USER_CONFIG_DIRS`.
 
 Kept free of heavy imports: `mmfuse train --help` and `--cfg job` use it.
 """
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from mmfuse.errors import UserError
 
 ENV = "MMFUSE_CONFIG_DIR"
+USER_ENV = "MMFUSE_USER_CONFIG_DIRS"  # the user's folders, os.pathsep-separated, in search order
 PRIMARY = "train"  # the primary config: train.yaml
 SEARCHPATH = "hydra.searchpath"
+USER_PROVIDER = "mmfuse user config"
 
 
 def shipped_config_dir() -> Path:
@@ -138,18 +143,54 @@ def check_user_folder(folder: Path, origin: str) -> Path:
     return folder
 
 
-def search_order(user_folders: tuple[Path, ...] | list[Path]) -> tuple[Path, list[str]]:
-    """(Hydra's main config folder, overrides to add) for the user's folders searched before mmfuse's configs."""
-    shipped = config_dir()
-    if not user_folders:
-        return shipped, []
-    main, *others = user_folders
-    entries = ", ".join(_quoted(f"file://{p}") for p in [*others, shipped])
-    return Path(main), [f"{SEARCHPATH}=[{entries}]"]
+@contextmanager
+def searched_first(user_folders: tuple[Path, ...] | list[Path]) -> Iterator[None]:
+    """While inside, Hydra searches `user_folders` (in order) before mmfuse's config folder."""
+    saved = os.environ.get(USER_ENV)
+    if user_folders:
+        os.environ[USER_ENV] = os.pathsep.join(str(Path(f).resolve()) for f in user_folders)
+    else:
+        os.environ.pop(USER_ENV, None)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(USER_ENV, None)
+        else:
+            os.environ[USER_ENV] = saved
 
 
-def _quoted(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+def put_user_folders_first(search_path) -> None:
+    """SearchPathPlugin's work: `MMFUSE_USER_CONFIG_DIRS` in front of mmfuse's config folder (another Hydra
+    application's search path is left alone)."""
+    from hydra.core.config_search_path import SearchPathQuery
+
+    folders = [f for f in os.environ.get(USER_ENV, "").split(os.pathsep) if f]
+    if not folders:
+        return
+    try:
+        ours = config_dir()
+    except UserError:
+        return
+    mains = [e.path for e in search_path.get_path() if e.provider == "main"]
+    if not mains or Path(str(mains[0]).removeprefix("file://")).resolve() != ours:
+        return
+    for folder in folders:  # each goes just before main: the first stays first
+        search_path.prepend(provider=USER_PROVIDER, path=f"file://{folder}", anchor=SearchPathQuery(provider="main"))
+
+
+def compose_train(overrides: list[str], user_folders: tuple[Path, ...] | list[Path] = (),
+                  return_hydra_config: bool = False):
+    """The train config as `mmfuse train` composes it (Hydra's compose API), the user's folders searched first."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from mmfuse.tracking.naming import register_resolvers
+
+    register_resolvers()
+    GlobalHydra.instance().clear()
+    with searched_first(user_folders), initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose(PRIMARY, overrides=list(overrides), return_hydra_config=return_hydra_config)
 
 
 # --- what there is to choose ---------------------------------------------------------------------------------
