@@ -9,8 +9,8 @@ their own groups and choices (`fusion/myfusion.yaml`, `data/mydata.yaml`, `exper
 *before* mmfuse's, so that a user's file of the same name wins over the shipped one. Hydra on its own searches
 its main config folder first and `--config-dir` / `hydra.searchpath` after it, and it reads the primary config
 (train.yaml) before a `hydra.searchpath` takes effect; so mmfuse takes those options off the command line and
-puts the folders in front of its own through Hydra's public extension point for this, a SearchPathPlugin
-(`hydra_plugins.mmfuse_user_configs`), which reads them from `MMFUSE_USER_CONFIG_DIRS`.
+puts the folders in front of its own through Hydra's extension point for this, a SearchPathPlugin, registered
+with `Plugins.instance().register` while `searched_first(folders)` is active.
 
 Kept free of heavy imports: `mmfuse train --help` and `--cfg job` use it.
 """
@@ -25,7 +25,6 @@ from pathlib import Path
 from mmfuse.errors import UserError
 
 ENV = "MMFUSE_CONFIG_DIR"
-USER_ENV = "MMFUSE_USER_CONFIG_DIRS"  # the user's folders, os.pathsep-separated, in search order
 PRIMARY = "train"  # the primary config: train.yaml
 SEARCHPATH = "hydra.searchpath"
 USER_PROVIDER = "mmfuse user config"
@@ -35,7 +34,9 @@ def shipped_config_dir() -> Path:
     """mmfuse's own conf/: the installed package data (`mmfuse/conf` in a wheel), else the checkout's conf/.
 
     A checkout (an editable install, or `PYTHONPATH=src`) runs `src/mmfuse`, whose configs are `conf/` two
-    folders up: the very folder the wheel copies.
+    folders up: the very folder the wheel copies, and the one an editable install maps `mmfuse.conf` to. The
+    checkout comes before `importlib.resources.files("mmfuse.conf")`: with `PYTHONPATH=src` over another
+    checkout's editable install, that name would be the other checkout's.
     """
     from importlib import resources
 
@@ -43,6 +44,12 @@ def shipped_config_dir() -> Path:
     for candidate in (package / "conf", package.parents[1] / "conf"):
         if (candidate / f"{PRIMARY}.yaml").is_file():
             return candidate
+    try:  # another installer's layout: wherever it put the package mmfuse.conf
+        mapped = Path(str(resources.files("mmfuse.conf")))
+        if (mapped / f"{PRIMARY}.yaml").is_file():
+            return mapped
+    except (ModuleNotFoundError, TypeError):
+        pass
     raise UserError(f"mmfuse's own configs are missing: no {PRIMARY}.yaml in {package / 'conf'} (installed) or "
                     f"{package.parents[1] / 'conf'} (checkout); reinstall mmfuse, or set {ENV} to a conf/ folder")
 
@@ -143,30 +150,45 @@ def check_user_folder(folder: Path, origin: str) -> Path:
     return folder
 
 
+_user_folders: list[Path] = []  # searched before mmfuse's configs while `searched_first` is active
+_plugin_registered = False
+
+
+def _register_search_path_plugin() -> None:
+    global _plugin_registered
+    if _plugin_registered:
+        return
+    from hydra.core.plugins import Plugins
+    from hydra.plugins.search_path_plugin import SearchPathPlugin
+
+    class UserConfigsFirst(SearchPathPlugin):
+        """The user's config folders in front of mmfuse's (another application's search path is left alone)."""
+
+        def manipulate_search_path(self, search_path) -> None:
+            put_user_folders_first(search_path)
+
+    Plugins.instance().register(UserConfigsFirst)
+    _plugin_registered = True
+
+
 @contextmanager
 def searched_first(user_folders: tuple[Path, ...] | list[Path]) -> Iterator[None]:
     """While inside, Hydra searches `user_folders` (in order) before mmfuse's config folder."""
-    saved = os.environ.get(USER_ENV)
-    if user_folders:
-        os.environ[USER_ENV] = os.pathsep.join(str(Path(f).resolve()) for f in user_folders)
-    else:
-        os.environ.pop(USER_ENV, None)
+    saved = list(_user_folders)
+    _user_folders[:] = [Path(f).resolve() for f in user_folders]
+    if _user_folders:
+        _register_search_path_plugin()
     try:
         yield
     finally:
-        if saved is None:
-            os.environ.pop(USER_ENV, None)
-        else:
-            os.environ[USER_ENV] = saved
+        _user_folders[:] = saved
 
 
 def put_user_folders_first(search_path) -> None:
-    """SearchPathPlugin's work: `MMFUSE_USER_CONFIG_DIRS` in front of mmfuse's config folder (another Hydra
-    application's search path is left alone)."""
+    """The SearchPathPlugin's work: the user's folders just before Hydra's main folder, when that is mmfuse's."""
     from hydra.core.config_search_path import SearchPathQuery
 
-    folders = [f for f in os.environ.get(USER_ENV, "").split(os.pathsep) if f]
-    if not folders:
+    if not _user_folders:
         return
     try:
         ours = config_dir()
@@ -175,7 +197,7 @@ def put_user_folders_first(search_path) -> None:
     mains = [e.path for e in search_path.get_path() if e.provider == "main"]
     if not mains or Path(str(mains[0]).removeprefix("file://")).resolve() != ours:
         return
-    for folder in folders:  # each goes just before main: the first stays first
+    for folder in _user_folders:  # each goes just before main: the first stays first
         search_path.prepend(provider=USER_PROVIDER, path=f"file://{folder}", anchor=SearchPathQuery(provider="main"))
 
 
