@@ -86,16 +86,18 @@ def locate(target: str, key: str) -> Any:
         if hasattr(obj, part):
             obj = getattr(obj, part)
             continue
-        module = ".".join(parts[: i + 1])
+        parent, module = ".".join(parts[:i]), ".".join(parts[: i + 1])
+        where = getattr(obj, "__file__", None) or ", ".join(getattr(obj, "__path__", []))
+        if not inspect.ismodule(obj) or not hasattr(obj, "__path__"):  # not a package: no submodule to import
+            raise UserError(f"{key}._target_={target}: {parent}{f' ({where})' if where else ''} has no "
+                            f"attribute {part!r}")
         try:
             obj = importlib.import_module(module)
         except ModuleNotFoundError as e:
-            if e.name == module:
-                parent = ".".join(parts[:i])
-                where = getattr(obj, "__file__", None)
-                raise UserError(f"{key}._target_={target}: {parent}{f' ({where})' if where else ''} has no "
-                                f"attribute {part!r}") from None
-            raise cannot_import(module, e) from None
+            if e.name != module:
+                raise cannot_import(module, e) from None
+            raise UserError(f"{key}._target_={target}: package {parent} ({where}) has neither a module nor an "
+                            f"attribute {part!r}") from None
         except Exception as e:  # noqa: BLE001
             raise cannot_import(module, e) from None
     return obj

@@ -117,8 +117,8 @@ def check_plugin_fusion(model: FusionModule, fusion_cfg: dict) -> None:
             for check in (check_output, check_gradients):
                 check(copy.deepcopy(model.fusion), in_dims)
         except CheckFailed as e:
-            raise ValueError(f"fusion={name} ({fusion_cfg.get('_target_')}): {e}; `mmfuse check fusion={name}` "
-                             "runs every conformance check") from None
+            raise ValueError(f"fusion={name} ({fusion_cfg.get('_target_')}): {e} (`mmfuse check fusion={name}`, "
+                             "with your --config-dir, runs every conformance check)") from None
         except Exception as e:  # noqa: BLE001 - the strategy itself raised on generated inputs
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise ValueError(f"fusion={name} ({fusion_cfg.get('_target_')}) fails on generated inputs "
