@@ -136,8 +136,9 @@ def check_fusion(fusion_cfg: Any, key: str = "fusion") -> None:
         kwargs["num_classes"] = 2
     why = _accepts(cls, in_dims={}, **kwargs)
     if why:
-        raise UserError(f"{name} ({target}): cannot be built as {cls.__name__}(in_dims=..., "
-                        f"{', '.join(f'{k}=...' for k in kwargs)}) ({why}); its config's keys are its arguments")
+        raise UserError(f"{name} ({target}): cannot be built as {cls.__name__}("
+                        f"{', '.join(['in_dims=...', *(f'{k}=...' for k in kwargs)])}) ({why}); its config's keys are "
+                        "its arguments")
 
 
 def check_encoder(encoder_cfg: Any, key: str) -> None:
@@ -153,8 +154,9 @@ def check_encoder(encoder_cfg: Any, key: str) -> None:
     kwargs = {k: v for k, v in cfg.items() if k != "_target_"}
     why = _accepts(cls, spec=None, **kwargs)
     if why:
-        raise UserError(f"{key} ({target}): cannot be built as {cls.__name__}(spec=..., "
-                        f"{', '.join(f'{k}=...' for k in kwargs)}) ({why}); its config's keys are its arguments")
+        raise UserError(f"{key} ({target}): cannot be built as {cls.__name__}("
+                        f"{', '.join(['spec=...', *(f'{k}=...' for k in kwargs)])}) ({why}); its config's keys are its "
+                        "arguments")
 
 
 DATA_CONTRACT = ("modalities", "task", "num_classes", "describe", "fingerprint", "setup", "train_dataloader")

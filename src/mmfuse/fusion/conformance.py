@@ -15,6 +15,7 @@ Each check raises `CheckFailed` with one line that says what is wrong; `run_chec
 from __future__ import annotations
 
 import inspect
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -210,6 +211,8 @@ def check_exportable(fusion: nn.Module, in_dims: dict[str, int]) -> None:
     feats, tokens = make_inputs(in_dims, present)
     kwargs = {"tokens": tokens if trait(fusion, "wants_tokens") else None}
     wrapped = _AsInModel(fusion).eval()
+    disabled = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)  # a failed trace logs the whole graph; the one line below says enough
     try:
         program = torch.export.export(wrapped, (feats, present), kwargs=kwargs)
         with torch.no_grad():
@@ -217,6 +220,8 @@ def check_exportable(fusion: nn.Module, in_dims: dict[str, int]) -> None:
     except Exception as e:  # noqa: BLE001 - torch.export's reasons are many; the first line names it
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise CheckFailed(f"torch.export cannot trace it: {type(e).__name__}: {first}") from None
+    finally:
+        logging.disable(disabled)
     with torch.no_grad():
         expected = wrapped(feats, present, **kwargs)
     if not torch.allclose(got, expected, atol=1e-5, rtol=1e-4):
