@@ -20,8 +20,6 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
 from conftest import ROOT
 
 DOC = ROOT / "docs" / "EXTENDING.md"
