@@ -92,6 +92,10 @@ def user_env(venv_python: Path) -> dict[str, str]:
             "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HYDRA_FULL_ERROR": ""}
 
 
+def record_of(run_dir: Path) -> dict:
+    return json.loads((run_dir / "run.json").read_text())
+
+
 def test_every_package_of_the_source_tree_goes_into_the_wheel():
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     found = {p.parent.relative_to(ROOT / "src").as_posix().replace("/", ".") for p in (ROOT / "src").rglob("__init__.py")}
@@ -164,6 +168,7 @@ def test_the_extending_walkthrough_runs_from_a_wheel(tmp_path):
     assert tags == ["gated_sum", "manifest", "fusion"], tags
     reproduction = next((project / "outputs" / "reproductions").iterdir())
     assert json.loads((reproduction / "run.json").read_text())["reproduced_from"]["run_dir"] == str(plugin_run)
+    assert len(record_of(plugin_run)["exports"]) == 1
     signals = next((project / "outputs" / "runs").glob("*_gated_sum-s0"))
     assert json.loads((signals / "run.json").read_text())["data"]["modalities"]["signal"]["kind"] == "signal"
 

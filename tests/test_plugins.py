@@ -280,6 +280,7 @@ def test_the_launch_folder_comes_first_on_the_module_search_path(tmp_path, monke
     monkeypatch.setattr(sys, "path", ["/some/bin", *sys.path[1:]])
     assert launch_folder_on_path() and sys.path[0] == str(tmp_path)
     assert not launch_folder_on_path() and sys.path.count(str(tmp_path)) == 1
+    assert launch_folder_on_path(str(tmp_path.parent)) and sys.path[0] == str(tmp_path.parent)  # a job elsewhere
 
 
 # --- the conformance checks find each kind of breakage ---------------------------------------------------------------

@@ -31,15 +31,17 @@ from mmfuse.tracking import wandb_setup
 log = logging.getLogger(__name__)
 
 
-def launch_folder_on_path() -> bool:
-    """Put the current folder first on sys.path, as `python -m mmfuse` does; returns whether it was added.
+def launch_folder_on_path(folder: str | None = None) -> bool:
+    """Put the launch folder (default: the current one) first on sys.path, as `python -m mmfuse` does; returns
+    whether it was added.
 
     The console script's sys.path starts with its own bin/ folder instead, so a user's `_target_:
     myfusion.MyFusion` next to their conf/ would import with `python -m mmfuse` and not with `mmfuse`.
-    Like `python -m`, a module there shadows an installed one of the same name.
+    Like `python -m`, a module there shadows an installed one of the same name. A job that runs in another
+    process (a cluster launcher's) passes the folder Hydra recorded at launch (`hydra.runtime.cwd`).
     """
-    here = os.getcwd()
-    if any(p in ("", here) or os.path.abspath(p) == here for p in sys.path[:1]):
+    here = os.path.abspath(folder or os.getcwd())
+    if sys.path and (sys.path[0] == here or (sys.path[0] == "" and os.getcwd() == here)):
         return False
     sys.path.insert(0, here)
     return True

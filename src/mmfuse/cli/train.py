@@ -67,6 +67,7 @@ def run_train(argv: list[str], user_folders: tuple[Path, ...] = ()) -> int:
     def _train(cfg) -> None:
         nonlocal multirun
         startup.mark("composed")
+        process.launch_folder_on_path(HydraConfig.get().runtime.cwd)  # also in a launcher's job process
         process.skip_launch_import()
         train = process.load_training()
         startup.mark("imported")
