@@ -8,13 +8,17 @@ Nothing is downloaded. A distribution counts once, for the first set that needs 
 """
 from __future__ import annotations
 
-import tomllib
 from importlib import metadata
 from pathlib import Path
 
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTRAS = ("search", "cluster", "tensorboard", "hf", "onnx")

@@ -25,6 +25,7 @@ TINY = [
 
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("MMFUSE_CHECK_RECORD", "1")  # every run.json written is checked against mmfuse/runs/schema.py
 
 
 def compose_config(overrides: list[str], run_dir: Path | None = None, tiny: bool = True, user_folders=()):
@@ -57,3 +58,16 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: int = 600, env: dict |
     full_env = {**os.environ, "WANDB_SILENT": "true", "WANDB_MODE": "offline", **(env or {})}
     return subprocess.run([sys.executable, "-m", "mmfuse", *args], cwd=cwd or ROOT, capture_output=True, text=True,
                           timeout=timeout, env=full_env)
+
+
+def lock_is_free(run_dir: Path) -> bool:
+    """No process holds the run folder's lock (an OS file lock: the file itself may stay)."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(Path(run_dir) / ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return False
+    lock.release()
+    return True

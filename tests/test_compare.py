@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import ROOT, run_cli
 from scipy import stats
 
-from conftest import ROOT, run_cli
 from mmfuse.reporting.stats import UNTESTABLE_PAIRED
 
 STRATEGIES, SEEDS = ("concat", "late"), (0, 1)

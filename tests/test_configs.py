@@ -1,17 +1,16 @@
 """Every option of every config group composes and instantiates."""
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import CONF, SHARED_DATA, run_cli
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from conftest import CONF, SHARED_DATA, run_cli
 from mmfuse.models.build import build_model
-from mmfuse.train import instantiate_callbacks, instantiate_loggers
+from mmfuse.train.components import instantiate_callbacks, instantiate_loggers
 
 GROUPS = sorted(
     str(d.relative_to(CONF)) for d in CONF.rglob("*") if d.is_dir() and any(d.glob("*.yaml")) and d.name != "hydra"
@@ -48,7 +47,6 @@ def overrides_for(group: str, option: str, tmp_path) -> tuple[list[str], bool]:
     if group == "encoder/sequence":  # sequences come from the affect layout
         return [*data_overrides("affect", tmp_path), f"{group}={option}"], False
     if group == "encoder/text" and option == "hf":
-        from test_data_formats import tiny_data_overrides
         from test_pretrained import tiny_hf_model
 
         model = tiny_hf_model(tmp_path / "bert")

@@ -12,15 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED_DATA, compose_config, run_cli
 from omegaconf import OmegaConf
 
-from conftest import SHARED_DATA, compose_config, run_cli
 from mmfuse.deploy.artifact import ARTIFACT_JSON, EXAMPLE, ONNX, PROGRAM, Artifact
 from mmfuse.deploy.export import Exportable, export_run
 from mmfuse.deploy.predict import predict
 from mmfuse.deploy.preprocess import Preprocessor
-from mmfuse.lifecycle.evaluate import load_model
 from mmfuse.errors import UserError
+from mmfuse.lifecycle.evaluate import load_model
 from mmfuse.lifecycle.snapshot import SNAPSHOT
 
 QUIET = ["callbacks=minimal", "logger=none", "trainer.enable_progress_bar=false", "evaluation.robustness=false"]
@@ -151,9 +151,8 @@ def avmnist_run(tmp_path_factory) -> Path:
 @needs_shared
 def test_predict_on_real_png_and_wav_files_reproduces_the_test_tensors(avmnist_run, tmp_path):
     """A test sample's digit saved as PNG and its FSDD recording, through `mmfuse predict`: the model's output on the data set's tensors."""
-    from PIL import Image
-
     from hydra.utils import instantiate
+    from PIL import Image
 
     cfg = OmegaConf.load(avmnist_run / SNAPSHOT)
     dm = instantiate(cfg.data)
@@ -209,9 +208,8 @@ def test_predict_on_real_png_and_wav_files_reproduces_the_test_tensors(avmnist_r
 @needs_shared
 def test_predict_from_a_manifest_run_uses_its_vocabulary_and_statistics(tmp_path):
     """A model trained on a manifest (image, audio, text, numbers): predict on the same rows gives the test tensors' outputs."""
-    from test_manifest import SMALL_AUDIO, write_csv
-
     from hydra.utils import instantiate
+    from test_manifest import SMALL_AUDIO, write_csv
 
     rows_dir = tmp_path / "files"
     rows_dir.mkdir()
@@ -292,7 +290,7 @@ def test_checkpoints_holding_more_than_weights_need_trust(synthetic_run, tmp_pat
     assert load_model(cfg, ckpt_path, trust=True).modality_names == ["image", "text", "audio", "tabular"]
 
     # training from such a checkpoint (ckpt_path=) is refused before any work, unless trusted
-    from mmfuse.train import check_start_checkpoint
+    from mmfuse.train.checks import check_start_checkpoint
 
     cfg = compose_config([f"ckpt_path={ckpt_path}"], tmp_path / "new_run")
     with pytest.raises(ValueError, match=r"ckpt_path=.*best.ckpt cannot be loaded as weights only.*trust_checkpoint=true"):

@@ -16,11 +16,15 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from conftest import ROOT
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 DOC = ROOT / "docs" / "EXTENDING.md"
 PROJECT = "myproject"  # the doc's error lines name the project folder
@@ -98,7 +102,8 @@ def record_of(run_dir: Path) -> dict:
 
 def test_every_package_of_the_source_tree_goes_into_the_wheel():
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    found = {p.parent.relative_to(ROOT / "src").as_posix().replace("/", ".") for p in (ROOT / "src").rglob("__init__.py")}
+    found = {p.parent.relative_to(ROOT / "src").as_posix().replace("/", ".")
+             for p in (ROOT / "src").rglob("__init__.py")}
     assert not found - listed, f"add {sorted(found - listed)} to [tool.setuptools] packages in pyproject.toml"
     assert "mmfuse.conf" in listed and (ROOT / "conf" / "__init__.py").is_file()
 

@@ -7,13 +7,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT, lock_is_free, run_cli
 
-from conftest import ROOT, run_cli
-from mmfuse.tracking.record import RunRecord
+from mmfuse.runs.folder import RunFolder
 
 TINY = ["logger=none", "callbacks=minimal", "data.n_samples=300", "data.modalities=[tabular]",
         "data.interaction=redundant", "evaluation.robustness=false", "model.optimizer._target_=torch.optim.SGD",
@@ -57,16 +56,16 @@ def test_ctrl_c_stops_gracefully_saves_last_ckpt_and_marks_the_run_interrupted(t
     assert rec["status"] == "interrupted"
     ckpt = record.parent / "checkpoints" / "last.ckpt"
     assert ckpt.is_file() and "state_dict" in torch.load(ckpt, map_location="cpu", weights_only=False)
-    assert not (record.parent / ".lock").exists()
+    assert lock_is_free(record.parent)
 
 
 def test_a_second_writer_of_a_run_folder_is_refused(tmp_path):
-    first = RunRecord(tmp_path / "run")
+    first = RunFolder(tmp_path / "run")
     first.acquire()
     with pytest.raises(RuntimeError, match=f"being written by process {os.getpid()}"):
-        RunRecord(tmp_path / "run").acquire()
+        RunFolder(tmp_path / "run").acquire()
     first.release()
-    RunRecord(tmp_path / "run").acquire()  # free again once released
+    RunFolder(tmp_path / "run").acquire()  # free again once released
 
 
 def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
@@ -74,7 +73,7 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     (tmp_path / "run" / ".lock").write_text(str(dead.pid))
-    RunRecord(tmp_path / "run").acquire()
+    RunFolder(tmp_path / "run").acquire()
     assert (tmp_path / "run" / ".lock").read_text() == str(os.getpid())
 
 

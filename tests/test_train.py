@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
+from conftest import lock_is_free
 
 from mmfuse.train import train
 
@@ -33,7 +34,7 @@ def test_one_epoch_run_writes_record_checkpoints_and_logs(cfg_factory):
     assert params["total"] == sum(v for k, v in params.items() if k.startswith("encoder/")) + params["fusion"] + params["head"]
     assert len(on_disk["history"]) == 1 and "val/acc" in on_disk["history"][0]
     assert on_disk["timing"]["wall_seconds"] > 0 and len(on_disk["data_fingerprint"]) == 64
-    assert not (run_dir / ".lock").exists()
+    assert lock_is_free(run_dir)
 
 
 def test_same_seed_same_metrics_different_seed_different(cfg_factory):
@@ -209,7 +210,7 @@ def test_last_ckpt_holds_the_last_epoch_when_the_monitored_metric_stopped_improv
     callbacks write it at every epoch, so a resume continues from the latest epoch, not from the best one."""
     import torch
 
-    from mmfuse.train import instantiate_callbacks
+    from mmfuse.train.components import instantiate_callbacks
 
     cfg = cfg_factory()
     callbacks = [cb for cb in instantiate_callbacks(cfg, "multiclass", has_logger=False)
@@ -264,7 +265,7 @@ def test_a_resumed_runs_csv_log_keeps_the_rows_before_the_interruption(tmp_path)
 
     from pytorch_lightning.loggers import CSVLogger
 
-    from mmfuse.train import keep_csv_history
+    from mmfuse.train.components import keep_csv_history
 
     before = CSVLogger(tmp_path, name="csv", version="")
     before.log_metrics({"train/loss": 1.5, "epoch": 0}, step=9)

@@ -20,9 +20,13 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
+import yaml
+
 from mmfuse.errors import UserError
+from mmfuse.tracking.naming import register_resolvers
 
 ENV = "MMFUSE_CONFIG_DIR"
 PRIMARY = "train"  # the primary config: train.yaml
@@ -38,8 +42,6 @@ def shipped_config_dir() -> Path:
     checkout comes before `importlib.resources.files("mmfuse.conf")`: with `PYTHONPATH=src` over another
     checkout's editable install, that name would be the other checkout's.
     """
-    from importlib import resources
-
     package = Path(str(resources.files("mmfuse")))
     for candidate in (package / "conf", package.parents[1] / "conf"):
         if (candidate / f"{PRIMARY}.yaml").is_file():
@@ -79,8 +81,6 @@ class UserConfigs:
 def _folder_of(entry: str, origin: str) -> Path:
     """A searchpath entry (`file://DIR`, `pkg://package.path` or a plain path) as a folder on disk."""
     if entry.startswith("pkg://"):
-        from importlib import resources
-
         package = entry[len("pkg://"):].strip("/").replace("/", ".")
         try:
             return Path(str(resources.files(package)))
@@ -92,6 +92,7 @@ def _folder_of(entry: str, origin: str) -> Path:
 
 def _searchpath_entries(value: str) -> list[str]:
     """The entries of a `hydra.searchpath=[...]` override, parsed by Hydra's own override grammar."""
+    # deferred (here and below): Hydra takes 0.2-0.3 s to import; a bad folder is said before that
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     try:
@@ -133,10 +134,9 @@ def split_user_configs(argv: list[str]) -> UserConfigs:
 
 def check_user_folder(folder: Path, origin: str) -> Path:
     """The folder exists and every YAML file in it parses; else one line naming the file and line."""
-    import yaml
-
     if not folder.is_dir():
-        raise UserError(f"{origin}: no such folder {folder}" if not folder.exists() else f"{origin}: {folder} is not a folder")
+        raise UserError(f"{origin}: no such folder {folder}" if not folder.exists() else
+                        f"{origin}: {folder} is not a folder")
     for path in sorted(folder.rglob("*.yaml")):
         try:
             yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -206,8 +206,6 @@ def compose_train(overrides: list[str], user_folders: tuple[Path, ...] | list[Pa
     """The train config as `mmfuse train` composes it (Hydra's compose API), the user's folders searched first."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
-
-    from mmfuse.tracking.naming import register_resolvers
 
     register_resolvers()
     GlobalHydra.instance().clear()

@@ -1,9 +1,9 @@
 """Optional dependencies that cost a lot, installed as extras, and the one-line error when one is missing.
 
     pip install mmfuse                 training, sweeps (basic and joblib launchers), W&B, CSV, reports
-    pip install 'mmfuse[search]'       + Hydra's Optuna sweeper (hparams_search=...; pins optuna 2.x, SQLAlchemy, alembic)
-    pip install 'mmfuse[cluster]'      + Hydra's submitit launcher (hydra/launcher=slurm | submitit_slurm | submitit_local)
-    pip install 'mmfuse[tensorboard]'  + tensorboardX (logger=tensorboard)
+    pip install 'mmfuse[search]'       + Hydra's Optuna sweeper: hparams_search=... (optuna 2.x, SQLAlchemy, alembic)
+    pip install 'mmfuse[cluster]'      + Hydra's submitit launcher: hydra/launcher=slurm|submitit_slurm|submitit_local
+    pip install 'mmfuse[tensorboard]'  + tensorboardX: logger=tensorboard
 
 `needed_by_command_line(argv, folders)` reads the choices of a `mmfuse train` command line (and the config files they
 pick, following their defaults lists) for a sweeper, launcher or logger that needs an extra, before Hydra starts:
@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from importlib.util import find_spec
 from pathlib import Path
+
+import yaml
 
 from mmfuse.errors import UserError
 
@@ -46,8 +48,9 @@ def require(extra: str, needed_by: str) -> None:
     absent = missing(extra)
     if absent:
         what = EXTRAS[extra][0]
-        raise UserError(f"{needed_by} needs {what}, which is not installed ({' / '.join(absent) if extra in ANY_OF else ', '.join(absent)} "
-                        f"missing): pip install 'mmfuse[{extra}]'")
+        listed = " / ".join(absent) if extra in ANY_OF else ", ".join(absent)
+        raise UserError(f"{needed_by} needs {what}, which is not installed ({listed} missing): "
+                        f"pip install 'mmfuse[{extra}]'")
 
 
 # --- what a command line needs ------------------------------------------------------------------------------------
@@ -61,8 +64,6 @@ def _extra_for(group: str, choice: str) -> str | None:
 
 
 def _read(folders: list[Path], group: str, choice: str) -> dict | None:
-    import yaml
-
     for folder in folders:
         path = folder / group / f"{choice}.yaml"
         if path.is_file():

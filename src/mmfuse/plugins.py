@@ -19,12 +19,16 @@ import importlib
 import inspect
 import json
 import sys
+from importlib import metadata
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from mmfuse.errors import UserError
+from mmfuse.fusion.base import trait
+from mmfuse.fusion.conformance import CheckFailed, check_signature
 
 # targets in these packages are mmfuse's or its dependencies' (their versions are in run.json `versions`)
 FRAMEWORK = frozenset({
@@ -116,11 +120,12 @@ def _accepts(func: Any, *args: Any, **kwargs: Any) -> str | None:
     return None
 
 
-def check_fusion(fusion_cfg: Any, key: str = "fusion") -> None:
-    from mmfuse.fusion.base import trait
-    from mmfuse.fusion.conformance import CheckFailed, check_signature
+def _plain(node: Any) -> dict[str, Any]:
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
 
-    cfg = OmegaConf.to_container(fusion_cfg, resolve=True) if isinstance(fusion_cfg, DictConfig) else dict(fusion_cfg)
+
+def check_fusion(fusion_cfg: Any, key: str = "fusion") -> None:
+    cfg = _plain(fusion_cfg)
     target = cfg.get("_target_")
     name = f"{key}={cfg.get('name')}" if cfg.get("name") else key
     cls = locate(target, key)
@@ -142,7 +147,7 @@ def check_fusion(fusion_cfg: Any, key: str = "fusion") -> None:
 
 
 def check_encoder(encoder_cfg: Any, key: str) -> None:
-    cfg = OmegaConf.to_container(encoder_cfg, resolve=True) if isinstance(encoder_cfg, DictConfig) else dict(encoder_cfg)
+    cfg = _plain(encoder_cfg)
     target = cfg.get("_target_")
     cls = locate(target, key)
     if not inspect.isclass(cls):
@@ -191,8 +196,6 @@ def check_plugins(cfg: DictConfig) -> None:
 
 def _distribution(top: str) -> tuple[str, str | None, bool] | None:
     """(name, version, installed editable) of the installed distribution that holds top-level module `top`."""
-    from importlib import metadata
-
     names = metadata.packages_distributions().get(top) or []
     for name in names:
         try:
@@ -221,8 +224,6 @@ def source_hash(paths: list[Path], root: Path) -> str:
 
 def source_of(target: str) -> dict[str, Any]:
     """The target's module and a sha256 of its source: its whole top-level package, or its single module file."""
-    from importlib.util import find_spec
-
     out: dict[str, Any] = {"target": target}
     top = target.split(".")[0]
     try:

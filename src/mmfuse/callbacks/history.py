@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytorch_lightning as pl
 
-from mmfuse.tracking.record import RunRecord
+from mmfuse.runs.folder import RunFolder
 
 
 def scalars(metrics: dict) -> dict[str, float]:
@@ -24,7 +24,7 @@ class RecordHistory(pl.Callback):
     the row holds this epoch's values.
     """
 
-    def __init__(self, record: RunRecord):
+    def __init__(self, record: RunFolder):
         self.record = record
         # every scalar of the last finished epoch, kept in checkpoints: a run resumed from the checkpoint of its
         # final epoch trains nothing more, so Lightning has no train/val metrics to hand back after fit

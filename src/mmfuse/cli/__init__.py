@@ -8,6 +8,9 @@ from __future__ import annotations
 import os
 import sys
 
+from mmfuse.cli.process import exit_now, launch_folder_on_path
+from mmfuse.tracking import startup
+
 USAGE = """usage: mmfuse <command> [args]
 
 commands:
@@ -46,8 +49,6 @@ def console_main() -> None:
         else:
             print(e.code, file=sys.stderr)
             code = 1
-    from mmfuse.cli.process import exit_now
-
     exit_now(0 if code is None else int(code))
 
 
@@ -57,11 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0
     command, rest = argv[0], argv[1:]
-    from mmfuse.cli.process import launch_folder_on_path
-    from mmfuse.tracking import startup
-
     launch_folder_on_path()  # a user's `_target_` module next to their conf/ imports as with `python -m mmfuse`
-
     startup.mark("cli")
     if "--verbose" in rest:
         rest.remove("--verbose")

@@ -11,16 +11,23 @@ Exit status: 0 every check passes, 1 a check fails, 2 bad input (an unknown choi
 """
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
 from mmfuse.cli.command import run_command
+from mmfuse.configs import split_user_configs
 from mmfuse.errors import UserError
 
 PROG = "mmfuse check"
 
 
 def compose(overrides: list[str], folders):
+    # deferred (here and below): Hydra and torch, once argv is read: --help and a bad folder stay instant
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
 
@@ -34,12 +41,6 @@ def compose(overrides: list[str], folders):
 
 
 def print_table(name: str, target: str, results, seconds: float) -> bool:
-    import shutil
-
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
     sets = list(dict.fromkeys(r.modalities for r in results))
     checks = list(dict.fromkeys(r.check for r in results))
     table = Table(title=f"fusion={name} ({target})", title_justify="left")
@@ -64,8 +65,6 @@ def print_table(name: str, target: str, results, seconds: float) -> bool:
 
 
 def check(argv: list[str]) -> int:
-    from mmfuse.configs import split_user_configs
-
     user = split_user_configs(argv)
     started = time.perf_counter()
     fusion = compose(list(user.argv), user.folders)

@@ -11,8 +11,9 @@ import argparse
 from pathlib import Path
 
 from mmfuse.cli.command import run_command
+from mmfuse.cli.process import apply_process_settings
 from mmfuse.lifecycle.evaluate import PROG, evaluate, print_results
-from mmfuse.tracking.record import read_record
+from mmfuse.runs.folder import read_record
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -28,6 +29,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    apply_process_settings()
 
     def work() -> int:
         results = evaluate(Path(args.run_dir), args.ckpt, args.overrides, use_wandb=not args.no_wandb,

@@ -10,7 +10,8 @@ modality and none of another make one sample per file.
 Or many samples from a manifest (--input manifest.csv|.tsv|.jsonl): a
 column per modality, named as in the training manifest or after the
 modality; relative paths are relative to the manifest; an empty cell is an
-absent modality; an `id` column is kept in the output.
+absent modality; an `id` column is kept in the output. It is read by the
+reader `data=manifest` uses (a byte-order mark is dropped).
 
 RUN_DIR uses the run's newest export (<run>/export/*), exporting it first
 when there is none. Prints a table; --output FILE.csv also writes every
@@ -23,8 +24,9 @@ import argparse
 from pathlib import Path
 
 from mmfuse.cli.command import run_command
-from mmfuse.deploy.predict import PROG, describe, predict, write_csv
 from mmfuse.errors import UserError
+
+PROG = "mmfuse predict"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -46,17 +48,19 @@ def main(argv: list[str]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    # deferred: torch and the terminal tables (scipy), once argv is parsed: `--help` and a bad option stay instant
+    from rich.table import Table
+    from rich.text import Text
+
+    from mmfuse.deploy.predict import describe, predict, write_csv
+    from mmfuse.reporting.terminal import console
+
     if args.output is not None and args.output.exists():
         raise UserError(f"--output {args.output} already exists; choose a new file (nothing is overwritten)")
     if args.output is not None and not args.output.parent.is_dir():
         raise UserError(f"--output {args.output}: folder {args.output.parent} does not exist")
     artifact, names, probs = predict(args.model, args.files, args.input, args.batch_size, args.trust_checkpoint)
     rows = describe(probs, artifact.meta, args.top)
-    from rich.table import Table
-    from rich.text import Text
-
-    from mmfuse.reporting.terminal import console
-
     source = artifact.meta["source"]
     table = Table(title=f"predictions of {source.get('run_name')} ({source.get('fusion')})", title_justify="left")
     for col in ("sample", "prediction", "probability", "next"):

@@ -19,6 +19,9 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from mmfuse.cli import process
+from mmfuse.tracking.wandb_setup import uses_wandb
+
 log = logging.getLogger(__name__)
 
 # the warm-up's pending results; module-level because Hydra pickles its callbacks into every job
@@ -28,8 +31,6 @@ _pending: list[Any] = []
 def _import_job_modules(wandb: bool = False) -> int:
     """What every job imports, as the command line imports it (process.load_training), and W&B's service started."""
     import os
-
-    from mmfuse.cli import process
 
     process.load_training()
     import mmfuse.models.build  # noqa: F401  (torch, Lightning, torchmetrics, the model zoo)
@@ -61,8 +62,6 @@ class PrewarmJoblibWorkers(Callback):
             # name the sweep folder first: workers inherit its name from the environment when they start
             str(config.hydra.sweep.dir)
             from joblib import Parallel, delayed, effective_n_jobs
-
-            from mmfuse.tracking.wandb_setup import uses_wandb
 
             arguments = joblib_arguments(launcher)
             workers = effective_n_jobs(arguments.get("n_jobs") or -1)

@@ -50,7 +50,7 @@ def launch_folder_on_path(folder: str | None = None) -> bool:
 def load_training() -> Callable:
     """Import the training code as a command that trains should; returns `mmfuse.train.train`."""
     import_torchmetrics()
-    from mmfuse.train import train
+    from mmfuse.train import train  # deferred: torch and Lightning, after torchmetrics' lean import above
 
     apply_process_settings()
     return train
@@ -86,6 +86,8 @@ def apply_process_settings() -> None:
     if _no_tips not in rank_zero.filters:
         rank_zero.addFilter(_no_tips)
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")  # Lightning vs torch 2.14
+    # epoch-level values FusionModule logs come from torchmetrics' compute(), already reduced across DDP processes
+    warnings.filterwarnings("ignore", message=r".*It is recommended to use `self.log\('(train|val|test)/.*sync_dist=True.*")
     drop_a_failing_nvml_check()
 
 

@@ -13,7 +13,8 @@ from mmfuse.cli.command import run_command
 from mmfuse.configs import PRIMARY, config_dir, describe_choice, group_choices, searched_first, split_user_configs
 from mmfuse.errors import report
 from mmfuse.extras import check_command_line
-from mmfuse.tracking.record import read_record
+from mmfuse.runs.folder import read_record
+from mmfuse.tracking import naming, startup
 
 
 def train_help(argv: list[str], user_folders: tuple[Path, ...] = ()) -> int:
@@ -43,7 +44,7 @@ def train_help(argv: list[str], user_folders: tuple[Path, ...] = ()) -> int:
 
 def check_before_launch(cfg) -> None:
     """What fails in a job before training: the user's `_target_`s import and have the contract's shapes."""
-    from mmfuse.plugins import check_plugins
+    from mmfuse.plugins import check_plugins  # deferred: imports torch, which only a job that runs needs
 
     check_plugins(cfg)
 
@@ -56,8 +57,6 @@ def run_train(argv: list[str], user_folders: tuple[Path, ...] = ()) -> int:
     import hydra
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
-
-    from mmfuse.tracking import naming, startup
 
     naming.register_resolvers()
     failures: list[str] = []
@@ -105,8 +104,6 @@ def run_train(argv: list[str], user_folders: tuple[Path, ...] = ()) -> int:
         print(f"mmfuse train: {len(failures)} job(s) failed: {', '.join(failures)}", file=sys.stderr)
         return 1
     return 0
-
-
 
 
 def main(argv: list[str]) -> int:

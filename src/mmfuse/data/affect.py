@@ -31,7 +31,7 @@ import torch
 
 from mmfuse.data.base import MultimodalDataModule
 from mmfuse.data.batches import TensorDictDataset
-from mmfuse.data.readers import SampleErrors, require_file
+from mmfuse.data.readers import require_file
 from mmfuse.data.spec import ModalitySpec
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ def sentiment_classes(y: torch.Tensor, num_classes: int) -> torch.Tensor:
 
 class AffectDataModule(MultimodalDataModule):
     task = "regression"
+    default_batch_size = 32
 
     def __init__(
         self,
@@ -61,13 +62,9 @@ class AffectDataModule(MultimodalDataModule):
         num_classes: int = 2,
         empty_modality: str = "absent",
         name: str = "affect",
-        on_error: str = "raise",
-        batch_size: int = 32,
-        eval_batch_size: int | None = None,
-        pin_memory: bool | None = None,
-        seed: int = 0,
+        **settings: Any,  # batch sizes, pin_memory, seed, on_error: see MultimodalDataModule
     ):
-        super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, pin_memory=pin_memory, seed=seed)
+        super().__init__(**settings)
         if task not in ("regression", "multiclass"):
             raise ValueError(f"data.task={task!r}; the affect data support regression or multiclass")
         if task == "multiclass" and num_classes not in CLASS_NAMES:
@@ -87,13 +84,8 @@ class AffectDataModule(MultimodalDataModule):
         self.class_names = CLASS_NAMES[num_classes] if task == "multiclass" else None
         self.empty_modality = empty_modality
         self.name = name
-        self.errors = SampleErrors(on_error)
         self.replaced: dict[str, int] = {}
         self._shapes: dict[str, tuple[int, int]] = {}
-
-    @property
-    def skipped(self) -> dict[str, int]:
-        return self.errors.as_dict()
 
     @property
     def modalities(self) -> dict[str, ModalitySpec]:
@@ -146,7 +138,7 @@ class AffectDataModule(MultimodalDataModule):
                 raise ValueError(f"{self.path}: '{m}' has different feature widths per split: {widths}")
         return out
 
-    def _build(self) -> dict[str, TensorDictDataset]:
+    def build_splits(self) -> dict[str, TensorDictDataset]:
         raw = self._read()
         steps = {m: max(raw[s][m].shape[1] for s in raw) for m in self.modality_names}
         self._shapes = {m: (steps[m], raw["train"][m].shape[2]) for m in self.modality_names}
@@ -176,14 +168,14 @@ class AffectDataModule(MultimodalDataModule):
         present_t = torch.stack(present, 1)
         nothing = ~present_t.any(1) & keep
         if nothing.any():
-            self.errors.skipped["empty_sample"] += int(nothing.sum())
+            self.errors.count("empty_sample", int(nothing.sum()))
             log.warning("%s: skipping %d '%s' samples in which every modality is all zeros", self.path, int(nothing.sum()), key)
             keep &= ~nothing
         if self.empty_modality == "skip":
             for j, m in enumerate(self.modality_names):
                 empty = ~present_t[:, j] & keep
                 if empty.any():
-                    self.errors.skipped[f"empty_{m}"] += int(empty.sum())
+                    self.errors.count(f"empty_{m}", int(empty.sum()))
                     log.warning("%s: skipping %d '%s' samples without a real '%s' step (data.empty_modality=skip)",
                                 self.path, int(empty.sum()), key, m)
                     keep &= ~empty

@@ -23,7 +23,7 @@ import torch
 
 from mmfuse.data.base import MultimodalDataModule
 from mmfuse.data.batches import TensorDictDataset
-from mmfuse.data.readers import SampleErrors, load_npy, non_finite_rows
+from mmfuse.data.readers import load_npy, non_finite_rows
 from mmfuse.data.spec import ModalitySpec
 
 NUM_CLASSES = 10
@@ -39,25 +39,16 @@ class AVMNISTDataModule(MultimodalDataModule):
         data_dir: str,
         val_size: int = 5000,
         normalize: bool = True,
-        on_error: str = "raise",
-        batch_size: int = 128,
-        eval_batch_size: int | None = None,
-        pin_memory: bool | None = None,
-        seed: int = 0,
+        **settings: Any,  # batch sizes, pin_memory, seed, on_error: see MultimodalDataModule
     ):
-        super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, pin_memory=pin_memory, seed=seed)
+        super().__init__(**settings)
         if val_size < 1:
             raise ValueError(f"data.val_size must be >= 1, got {val_size}")
         self.data_dir = Path(data_dir)
         self.val_size = int(val_size)
         self.normalize = normalize
-        self.errors = SampleErrors(on_error)
         self.num_classes = NUM_CLASSES
         self.class_names = [str(i) for i in range(NUM_CLASSES)]
-
-    @property
-    def skipped(self) -> dict[str, int]:
-        return self.errors.as_dict()
 
     @property
     def modalities(self) -> dict[str, ModalitySpec]:
@@ -103,7 +94,7 @@ class AVMNISTDataModule(MultimodalDataModule):
             tensors = {k: v[keep] for k, v in tensors.items()}
         return tensors
 
-    def _build(self) -> dict[str, TensorDictDataset]:
+    def build_splits(self) -> dict[str, TensorDictDataset]:
         train = TensorDictDataset(self._load("train"))
         test = TensorDictDataset(self._load("test"))
         if self.val_size >= len(train):

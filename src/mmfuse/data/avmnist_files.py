@@ -22,9 +22,8 @@ nothing separates them.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
+from pathlib import Path
 
 import numpy as np
 import torch

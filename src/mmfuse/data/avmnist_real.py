@@ -92,15 +92,9 @@ class AVMNISTRealDataModule(MultimodalDataModule):
         hop: int = 128,
         n_mels: int = 40,
         data_seed: int = 0,
-        on_error: str = "raise",
-        batch_size: int = 128,
-        eval_batch_size: int | None = None,
-        pin_memory: bool | None = None,
-        seed: int = 0,
+        **settings: Any,  # batch sizes, pin_memory, seed, on_error: see MultimodalDataModule
     ):
-        super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, pin_memory=pin_memory, seed=seed)
-        if on_error not in ("raise", "skip"):
-            raise ValueError(f"data.on_error={on_error!r}; expected raise or skip")
+        super().__init__(**settings)
         if len(sizes) != 3 or any(int(s) < 1 for s in sizes):
             raise ValueError(f"data.sizes must be three positive counts [train, val, test], got {list(sizes)}")
         for key, value in (("image_noise", image_noise), ("image_occlusion", image_occlusion), ("audio_noise", audio_noise)):
@@ -113,8 +107,6 @@ class AVMNISTRealDataModule(MultimodalDataModule):
         self.image_noise, self.image_occlusion, self.audio_noise = image_noise, image_occlusion, audio_noise
         self.audio_seconds, self.n_fft, self.hop, self.n_mels = audio_seconds, n_fft, hop, n_mels
         self.data_seed = data_seed
-        self.on_error = on_error
-        self.skipped: dict[str, int] = {}
         self.sample_rate = 8000
         self.frames = int(round(audio_seconds * self.sample_rate)) // hop + 1
 
@@ -222,7 +214,11 @@ class AVMNISTRealDataModule(MultimodalDataModule):
         cache = self.cache_dir / f"fsdd_logmel_{key}.npz" if self.cache_dir else None
         if cache is not None and cache.is_file():
             with np.load(cache) as z:
-                return z["features"], z["ok"]
+                features, ok = z["features"], z["ok"]
+            # only an on_error=skip run (part of the key) caches unreadable files: count them as that run did
+            if not ok.all():
+                self.errors.count("unreadable_wav", int((~ok).sum()))
+            return features, ok
         length = int(round(self.audio_seconds * self.sample_rate))
         waves = np.zeros((len(files), length), dtype=np.float32)
         ok = np.ones(len(files), dtype=bool)
@@ -231,9 +227,8 @@ class AVMNISTRealDataModule(MultimodalDataModule):
                 x, rate = read_wav(p)
                 if rate != self.sample_rate:
                     raise ValueError(f"{p}: sample rate {rate} Hz, expected {self.sample_rate} Hz (FSDD)")
-            except ValueError:
-                if self.on_error == "raise":
-                    raise
+            except ValueError as e:
+                self.errors("unreadable_wav", str(e))
                 ok[i] = False
                 continue
             waves[i, : min(length, len(x))] = x[:length].numpy()
@@ -290,13 +285,12 @@ class AVMNISTRealDataModule(MultimodalDataModule):
             img = img + self.image_noise * torch.randn(img.shape, generator=g)
         return (img - MNIST_MEAN) / MNIST_STD
 
-    def _build(self) -> dict[str, TensorDictDataset]:
+    def build_splits(self) -> dict[str, TensorDictDataset]:
         mnist = self._mnist()
         recordings = self._recordings()
         features, ok = self._audio_features([r[0] for r in recordings])
         if not ok.all():
-            self.skipped["unreadable_wav"] = int((~ok).sum())
-            log.warning("Skipped %d unreadable FSDD recordings (data.on_error=skip)", self.skipped["unreadable_wav"])
+            log.warning("Skipped %d unreadable FSDD recordings (data.on_error=skip)", int((~ok).sum()))
         pools: dict[tuple[str, int], list[int]] = {}
         for i, (_, digit, _, index) in enumerate(recordings):
             if ok[i]:

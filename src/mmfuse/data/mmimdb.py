@@ -21,7 +21,7 @@ import torch
 
 from mmfuse.data.base import MultimodalDataModule
 from mmfuse.data.batches import TensorDictDataset
-from mmfuse.data.readers import SampleErrors, non_finite_rows, require_file
+from mmfuse.data.readers import non_finite_rows, require_file
 from mmfuse.data.spec import ModalitySpec
 
 DEFAULT_SPLITS = {"train": (0, 15552), "val": (15552, 18160), "test": (18160, 25959)}
@@ -39,13 +39,9 @@ class MMIMDbDataModule(MultimodalDataModule):
         label_key: str = "genres",
         class_names: list[str] | None = None,
         standardize: bool = True,
-        on_error: str = "raise",
-        batch_size: int = 128,
-        eval_batch_size: int | None = None,
-        pin_memory: bool | None = None,
-        seed: int = 0,
+        **settings: Any,  # batch sizes, pin_memory, seed, on_error: see MultimodalDataModule
     ):
-        super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, pin_memory=pin_memory, seed=seed)
+        super().__init__(**settings)
         self.path = Path(path)
         splits = {k: tuple(v) for k, v in (splits or DEFAULT_SPLITS).items()}
         if set(splits) != {"train", "val", "test"}:
@@ -59,13 +55,8 @@ class MMIMDbDataModule(MultimodalDataModule):
             raise ValueError("data.keys must map at least one modality name to an hdf5 dataset")
         self.label_key = label_key
         self.standardize = standardize
-        self.errors = SampleErrors(on_error)
         self._class_names = list(class_names) if class_names else None
         self._widths: dict[str, int] = {}
-
-    @property
-    def skipped(self) -> dict[str, int]:
-        return self.errors.as_dict()
 
     @property
     def modalities(self) -> dict[str, ModalitySpec]:
@@ -102,7 +93,7 @@ class MMIMDbDataModule(MultimodalDataModule):
             return {split: {m: np.asarray(f[key][start:stop]) for m, key in wanted.items()}
                     for split, (start, stop) in self.split_ranges.items()}
 
-    def _build(self) -> dict[str, TensorDictDataset]:
+    def build_splits(self) -> dict[str, TensorDictDataset]:
         raw = self._read()
         self.num_classes = raw["train"]["label"].shape[1]
         if self._class_names and len(self._class_names) != self.num_classes:

@@ -47,6 +47,10 @@ class SampleErrors:
         elif total == WARN_AT_MOST + 1:
             log.warning("skipping more samples; the counts per reason are in datamodule.skipped")
 
+    def count(self, reason: str, n: int = 1) -> None:
+        """Count `n` samples dropped whatever `on_error` says: they are not errors (e.g. nothing observed at all)."""
+        self.skipped[reason] += n
+
     def as_dict(self) -> dict[str, int]:
         return dict(sorted(self.skipped.items()))
 

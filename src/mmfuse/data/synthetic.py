@@ -62,12 +62,9 @@ class SyntheticDataModule(MultimodalDataModule):
         sample_rate: int = 8000,
         tabular_dim: int = 16,
         data_seed: int = 0,
-        batch_size: int = 128,
-        eval_batch_size: int | None = None,
-        pin_memory: bool | None = None,
-        seed: int = 0,
+        **settings: Any,  # batch sizes, pin_memory, seed, on_error: see MultimodalDataModule
     ):
-        super().__init__(batch_size=batch_size, eval_batch_size=eval_batch_size, pin_memory=pin_memory, seed=seed)
+        super().__init__(**settings)
         modalities = list(modalities)
         unknown = [m for m in modalities if m not in MODALITIES]
         if unknown or not modalities:
@@ -208,7 +205,7 @@ class SyntheticDataModule(MultimodalDataModule):
         out["present"] = torch.ones(len(y), len(self.modality_names), dtype=torch.bool)
         return out
 
-    def _build(self) -> dict[str, TensorDictDataset]:
+    def build_splits(self) -> dict[str, TensorDictDataset]:
         full = TensorDictDataset(self.generate())
         perm = torch.randperm(self.n_samples, generator=torch.Generator().manual_seed(self.data_seed + 7))
         n_train = int(round(self.split[0] * self.n_samples))

@@ -37,8 +37,10 @@ from mmfuse.deploy.artifact import (
     Artifact,
 )
 from mmfuse.errors import UserError
+from mmfuse.fusion.conformance import CheckFailed, check_exportable
+from mmfuse.lifecycle.evaluate import checkpoint_path, load_model
 from mmfuse.lifecycle.snapshot import read_run, run_config, stamp
-from mmfuse.tracking.record import RECORD, pid_alive, read_record, write_json_atomic
+from mmfuse.runs.folder import RunFolder, pid_alive
 
 PROG = "mmfuse export"
 FORMATS = ("pt2", "onnx", "both")
@@ -100,8 +102,6 @@ def first_line(e: BaseException) -> str:
 
 def untraceable_part(model, inputs: dict) -> str:
     """Which of the model's parts torch.export cannot trace alone: each encoder, then the fusion, then the head."""
-    from mmfuse.fusion.conformance import CheckFailed, check_exportable
-
     for m, encoder in model.encoders.items():
         x, mask = inputs[m][:2], inputs.get(f"{m}_mask")
         try:
@@ -140,7 +140,6 @@ def export_run(run_dir: Path, ckpt: str = "best", fmt: str = "pt2", out: Path | 
     import pytorch_lightning as pl
     from hydra.utils import instantiate
 
-    from mmfuse.lifecycle.evaluate import checkpoint_path, load_model
 
     run_dir = Path(run_dir).resolve()
     if fmt not in FORMATS:
@@ -224,10 +223,9 @@ def export_run(run_dir: Path, ckpt: str = "best", fmt: str = "pt2", out: Path | 
         raise
 
     if folder.is_relative_to(run_dir):
-        current = read_record(run_dir)
-        current.setdefault("exports", []).append({"folder": str(folder), "ckpt": ckpt, "format": fmt, "checks": checks,
-                                                  "created": meta["created"]})
-        write_json_atomic(run_dir / RECORD, current)
+        with RunFolder(run_dir).editing() as current:
+            current.setdefault("exports", []).append({"folder": str(folder), "ckpt": ckpt, "format": fmt,
+                                                      "checks": checks, "created": meta["created"]})
     return {"folder": str(folder), **meta}
 
 

@@ -1,42 +1,22 @@
-"""`mmfuse predict RUN_DIR_OR_ARTIFACT INPUT...`: class names and probabilities for raw files.
-
-Inputs, one sample from the files given on the command line:
-  mmfuse predict outputs/runs/<run> digit.png seven.wav
-  mmfuse predict ARTIFACT image=digit.png audio=seven.wav   (MODALITY=FILE says which input it feeds)
-A file's modality follows from its extension (images, WAV/FLAC/OGG audio,
-.txt text, .npy arrays); a modality not given is absent for that sample
-(the model's own missing-modality rule applies). Several files of one
-modality and none of another make one sample per file.
-Or many samples from a manifest (--input manifest.csv|.tsv|.jsonl): a
-column per modality, named as in the training manifest or after the
-modality; relative paths are relative to the manifest; an empty cell is an
-absent modality; an `id` column is kept in the output.
-
-RUN_DIR uses the run's newest export (<run>/export/*), exporting it first
-when there is none. Prints a table; --output FILE.csv also writes every
-class's probability (the file must not exist yet).
-Exit status: 0 predicted, 2 bad input (nothing written).
-"""
+"""Predictions for raw input files or a manifest of them, from an export artifact or a run (`mmfuse predict`; the
+command's options and input forms are in mmfuse/cli/predict.py)."""
 from __future__ import annotations
 
 import csv
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from mmfuse.data.rows import MISSING, Row, cell, read_rows
+from mmfuse.deploy.artifact import Artifact, find_artifact
+from mmfuse.deploy.preprocess import DESCRIBE, READER_KIND, Preprocessor, file_kind
+from mmfuse.errors import UserError
+
 PROG = "mmfuse predict"
-
-
-def _error(message: str):
-    from mmfuse.deploy.preprocess import UserError
-
-    return UserError(message)
 
 
 def samples_from_files(files: list[str], pre) -> tuple[list[dict[str, Any]], list[str]]:
     """Samples from FILE / MODALITY=FILE arguments; the modality of a bare file follows from its extension."""
-    from mmfuse.deploy.preprocess import DESCRIBE, READER_KIND, file_kind
 
     by_modality: dict[str, list[Path]] = {}
     for arg in files:
@@ -44,50 +24,45 @@ def samples_from_files(files: list[str], pre) -> tuple[list[dict[str, Any]], lis
         if sep and name in pre.modalities:
             modality, path = name, Path(value)
         elif sep and not Path(arg).exists():
-            raise _error(f"{arg}: the model has no modality {name!r}; its inputs are {pre.describe()}")
+            raise UserError(f"{arg}: the model has no modality {name!r}; its inputs are {pre.describe()}")
         else:
             path = Path(arg)
             kind = file_kind(path)
             matches = [m for m in pre.modalities if READER_KIND[pre.reader(m)] == kind]
             if not matches:
                 what = DESCRIBE[kind] if kind else f"a '{path.suffix or 'no extension'}' file"
-                raise _error(f"{path} is {what}, which this model does not take; its inputs are {pre.describe()}")
+                raise UserError(f"{path} is {what}, which this model does not take; its inputs are {pre.describe()}")
             if len(matches) > 1:
-                raise _error(f"{path} could feed {matches}; say which with MODALITY={path}")
+                raise UserError(f"{path} could feed {matches}; say which with MODALITY={path}")
             modality = matches[0]
         pre.check_file(modality, path, "input")
         by_modality.setdefault(modality, []).append(path)
     n = max(len(v) for v in by_modality.values())
     uneven = {m: len(v) for m, v in by_modality.items() if len(v) not in (1, n)}
     if uneven:
-        raise _error(f"{n} files of one modality but {uneven} of others; give one file per modality, or the same number of each")
+        raise UserError(f"{n} files of one modality but {uneven} of others; give one file per modality, or the same number of each")
     samples = [{m: (v[i] if len(v) == n else v[0]) for m, v in by_modality.items()} for i in range(n)]
     return samples, [" ".join(str(p) for p in s.values()) for s in samples]
 
 
-def read_manifest(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    """(line, row) pairs of a CSV/TSV (header on line 1) or JSONL manifest."""
+def read_manifest(path: Path) -> tuple[list[str], list[Row]]:
+    """The header and rows of a CSV/TSV (header on line 1) or JSONL manifest, read as `data=manifest` reads them."""
     if not path.is_file():
-        raise _error(f"--input {path}: no such file")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() == ".jsonl":
-        rows = []
-        for i, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append((i, json.loads(line)))
-                except ValueError as e:
-                    raise _error(f"--input {path} line {i}: not a JSON object ({e})") from None
-        return rows
-    reader = csv.DictReader(text.splitlines(), delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
-    return [(i, row) for i, row in enumerate(reader, 2)]
+        raise UserError(f"--input {path}: no such file")
+    try:
+        header, rows = read_rows(path)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    for row in rows:
+        if row.problem is not None:
+            raise UserError(row.problem[1])
+    return header, rows
 
 
 def samples_from_manifest(path: Path, pre) -> tuple[list[dict[str, Any]], list[str]]:
-    rows = read_manifest(path)
+    header, rows = read_manifest(path)
     if not rows:
-        raise _error(f"--input {path}: no rows")
-    header = set(rows[0][1])
+        raise UserError(f"--input {path}: no rows")
     columns: dict[str, Any] = {}
     for m in pre.modalities:
         p = pre.params[m]
@@ -99,26 +74,27 @@ def samples_from_manifest(path: Path, pre) -> tuple[list[dict[str, Any]], list[s
     columns = {m: c for m, c in columns.items() if c}
     if not columns:
         wanted = {m: pre.params[m].get("column") or pre.params[m].get("columns") or m for m in pre.modalities}
-        raise _error(f"--input {path}: no column feeds the model; expected columns {wanted}, found {sorted(header)}")
+        raise UserError(f"--input {path}: no column feeds the model; expected columns {wanted}, found {sorted(header)}")
     samples, names = [], []
-    for line, row in rows:
+    for row in rows:
+        values = {c: cell(v) for c, v in row.values.items()}  # an empty or lacking cell: an absent modality
         sample: dict[str, Any] = {}
         for m, c in columns.items():
             if isinstance(c, list):
-                cells = [row.get(k) for k in c]
-                if any(v in (None, "") for v in cells):
-                    continue
-                sample[m] = cells
+                cells = [values[k] for k in c]
+                if all(v is not None and v is not MISSING for v in cells):
+                    sample[m] = cells
                 continue
-            value = row.get(c)
-            if value in (None, ""):
+            value = values[c]
+            if value is None or value is MISSING:
                 continue
             reader = pre.params[m]["reader"]
-            sample[m] = value if reader in ("text", "hf_text") else path.parent / str(value)  # an absolute path stays as it is
+            sample[m] = value if reader in ("text", "hf_text") else path.parent / str(value)  # an absolute path stays
         if not sample:
-            raise _error(f"--input {path} line {line}: every input is empty")
+            raise UserError(f"--input {path} line {row.line}: every input is empty")
         samples.append(sample)
-        names.append(str(row.get("id") or f"line {line}"))
+        ident = values.get("id", MISSING)
+        names.append(f"line {row.line}" if ident is None or ident is MISSING else str(ident))
     return samples, names
 
 
@@ -144,11 +120,11 @@ def describe(probs, meta: dict[str, Any], top: int) -> list[dict[str, Any]]:
 
 
 def resolve_artifact(model: str, trust: bool) -> Path:
-    from mmfuse.deploy.artifact import find_artifact
 
     folder = find_artifact(model)
     if folder is not None:
         return folder
+    # deferred: exporting needs Lightning, predicting torch only
     from mmfuse.deploy.export import export_run, print_result
 
     print(f"{PROG}: {model} has no export yet; exporting it first (mmfuse export {model})", file=sys.stderr)
@@ -160,13 +136,11 @@ def resolve_artifact(model: str, trust: bool) -> Path:
 def predict(model: str, files: list[str], manifest: Path | None, batch_size: int = 256, trust: bool = False):
     import torch
 
-    from mmfuse.deploy.artifact import Artifact
-    from mmfuse.deploy.preprocess import Preprocessor
 
     if bool(files) == bool(manifest):
-        raise _error("give input files or --input MANIFEST (one of the two)")
+        raise UserError("give input files or --input MANIFEST (one of the two)")
     if batch_size < 1:
-        raise _error(f"--batch-size must be >= 1, got {batch_size}")
+        raise UserError(f"--batch-size must be >= 1, got {batch_size}")
     folder = resolve_artifact(model, trust)
     artifact = Artifact(folder)
     pre = Preprocessor(artifact.meta)

@@ -9,7 +9,6 @@ from torch import nn
 from mmfuse.data.spec import ModalitySpec
 from mmfuse.encoders.base import Encoder
 
-
 # "auto" downsampling: an input with more positions than this (64 x 64; 4096 samples) gets a strided first
 # convolution. On a CPU the first stage's full-resolution maps cost most of an epoch (BatchNorm, ReLU and pooling
 # over B x 16 x 112 x 112 floats); below the limit (16 x 16 images, 28 x 28 digits, 40 x 63 log-mels, 1 x 256

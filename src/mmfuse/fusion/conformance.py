@@ -117,7 +117,8 @@ def check_output(fusion: nn.Module, in_dims: dict[str, int]) -> None:
     if not isinstance(out, torch.Tensor):
         raise CheckFailed(f"forward returned {type(out).__name__}, not a tensor of shape (B, out_dim)")
     if tuple(out.shape) != (len(present), out_dim):
-        raise CheckFailed(f"forward returned shape {tuple(out.shape)}; expected (B, out_dim) = {(len(present), out_dim)}")
+        raise CheckFailed(f"forward returned shape {tuple(out.shape)}; expected (B, out_dim) = "
+                          f"{(len(present), out_dim)}")
     if not torch.isfinite(out).all():
         raise CheckFailed("forward returned non-finite values (NaN or inf) for finite inputs")
 
@@ -258,7 +259,8 @@ CHECKS: dict[str, Callable[[Factory, dict[str, int]], None]] = {
 def modality_sets(min_modalities: int = 2, max_modalities: int | None = None) -> list[dict[str, int]]:
     """The generated modality sets (2, 3 and 4 modalities, or 1 for strategies that take one) a strategy accepts."""
     names = list(WIDTHS)
-    counts = [n for n in (1, 2, 3, 4) if n >= max(min_modalities, 1) and (max_modalities is None or n <= max_modalities)]
+    counts = [n for n in (1, 2, 3, 4)
+              if n >= max(min_modalities, 1) and (max_modalities is None or n <= max_modalities)]
     if min_modalities <= 1 and 2 in counts:
         counts.remove(1)  # one modality is checked only for strategies limited to one
     return [{m: WIDTHS[m] for m in names[:n]} for n in counts]

@@ -12,7 +12,6 @@ import logging
 import os
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +23,15 @@ from mmfuse.lifecycle.snapshot import (
     run_config,
     stamp,
 )
-from mmfuse.tracking.record import RECORD, pid_alive, read_record, write_json_atomic
+from mmfuse.runs.folder import RunFolder, pid_alive
 
 PROG = "mmfuse eval"
 log = logging.getLogger(__name__)
-logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(lambda r: "Tip:" not in r.getMessage())
-warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")  # Lightning vs torch 2.14, as in train.py
 
 
 def checkpoint_path(run_dir: Path, which: str) -> Path:
-    path = run_dir / "checkpoints" / f"{which}.ckpt"
+    folder = RunFolder(run_dir)
+    path = folder.best_ckpt if which == "best" else folder.last_ckpt
     if not path.is_file():
         raise UserError(f"{run_dir}: no {which} checkpoint ({path.relative_to(run_dir)} is missing; "
                              "was the run trained without checkpoints?)")
@@ -47,6 +45,7 @@ def load_model(cfg, path: Path, trust: bool = False):
     code runs) unless `trust`: --trust-checkpoint, for checkpoints whose
     origin the user vouches for.
     """
+    # deferred (here and below): torch and Lightning, not needed for `mmfuse eval --help` or a bad path
     from mmfuse.models.build import is_unimodal
     from mmfuse.models.fusion_module import FusionModule, UnimodalModule
 
@@ -141,19 +140,17 @@ def evaluate(run_dir: Path, ckpt: str = "best", overrides: list[str] | None = No
                "seconds": round(time.time() - started, 3), "eval_dir": str(eval_dir)}
     if use_wandb and "wandb" in (cfg.get("logger") or {}) and cfg.logger.wandb is not None:
         results["wandb"] = log_wandb(cfg, record, eval_dir, results)
-    write_json_atomic(eval_dir / "results.json", results)
-
-    current = read_record(run_dir)  # re-read: another eval may have appended meanwhile
-    current.setdefault("evals", []).append({k: results[k] for k in ("eval_dir", "ckpt", "overrides", "metrics", "started")})
-    write_json_atomic(run_dir / RECORD, current)
+    folder = RunFolder(run_dir)
+    folder.write_file(eval_dir / "results.json", results)
+    with folder.editing() as current:  # read under the lock: another eval may have appended meanwhile
+        current.setdefault("evals", []).append({k: results[k] for k in ("eval_dir", "ckpt", "overrides", "metrics",
+                                                                         "started")})
     return results
 
 
 def print_results(results: dict[str, Any], recorded: dict[str, float]) -> None:
     from rich.table import Table
     from rich.text import Text
-
-    from mmfuse.reporting.terminal import console
 
     table = Table(title=f"eval ({results['ckpt']} checkpoint{', ' + ' '.join(results['overrides']) if results['overrides'] else ''})",
                   title_justify="left", caption=f"written to {results['eval_dir']}", caption_justify="left")
@@ -162,4 +159,7 @@ def print_results(results: dict[str, Any], recorded: dict[str, float]) -> None:
     for k, v in sorted(results["metrics"].items()):
         r = recorded.get(k)
         table.add_row(Text(k), f"{v:.6g}", "—" if r is None else f"{r:.6g}", "—" if r is None else f"{v - r:.3g}")
+    # deferred: the terminal tables import scipy (1.5 s); --help stays instant
+    from mmfuse.reporting.terminal import console
+
     console().print(table)

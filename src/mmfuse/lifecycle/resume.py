@@ -28,7 +28,7 @@ from mmfuse.lifecycle.snapshot import (
     read_run,
     run_config,
 )
-from mmfuse.tracking.record import RECORD, pid_alive, write_json_atomic
+from mmfuse.runs.folder import RECORD, RunFolder, pid_alive
 
 PROG = "mmfuse train resume"
 
@@ -50,7 +50,7 @@ def check_resumable(run_dir: Path) -> tuple[dict[str, Any], Path]:
     if status == "running" and pid_alive(record.get("pid")):
         raise UserError(f"{run_dir} is still being trained by process {record.get('pid')}; "
                              "stop it first (a live run is never resumed twice)")
-    last = run_dir / "checkpoints" / "last.ckpt"
+    last = RunFolder(run_dir).last_ckpt
     if not last.is_file():
         raise UserError(f"{run_dir}: no checkpoints/last.ckpt to resume from (the run stopped before its first "
                              "checkpoint, or was trained without checkpoints); train it again")
@@ -73,7 +73,8 @@ def prepare(run_dir: Path, overrides: list[str]):
 def resume_one(run_dir: Path, overrides: list[str], train: Callable[[Any], dict]) -> bool:
     """Resume one run with `train` (mmfuse.train.train); False if it failed (train() recorded why in run.json)."""
     cfg, record = prepare(run_dir, overrides)
-    write_json_atomic(run_dir / RECORD, record)
+    with RunFolder(run_dir).editing() as current:
+        current["history"] = record["history"]
     clear_hydra()
     try:
         train(cfg)

@@ -16,9 +16,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mmfuse.errors import UserError
-from mmfuse.tracking.record import RECORD, read_record
+from mmfuse.runs.folder import RECORD, SNAPSHOT, read_record
+from mmfuse.tracking.naming import register_resolvers
 
-SNAPSHOT = Path(".hydra") / "config.yaml"
 # resolved against the launch folder or Hydra at run time: the recorded value is the truth
 PINNED = ("paths.root_dir", "paths.data_dir", "paths.cache_dir", "run_name")
 
@@ -44,8 +44,6 @@ def read_run(run_dir: Path, need_completed: bool = True) -> dict[str, Any]:
 
 def run_config(run_dir: Path, record: dict[str, Any], new_run_dir: Path | None = None) -> DictConfig:
     """The task config of the run in `run_dir`, its outputs redirected to `new_run_dir` (default: the run's own)."""
-    from mmfuse.tracking.naming import register_resolvers
-
     register_resolvers()
     run_dir = Path(run_dir)
     try:

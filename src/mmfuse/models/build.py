@@ -1,14 +1,19 @@
 """From config + DataModule to a LightningModule, with every mismatch caught before training."""
 from __future__ import annotations
 
+import copy
 from typing import Any
 
+import torch
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
 from mmfuse.fusion.base import trait
+from mmfuse.fusion.conformance import CheckFailed, check_gradients, check_output
+from mmfuse.fusion.unimodal import SingleModality
 from mmfuse.models.class_weights import resolve_class_weights
 from mmfuse.models.fusion_module import FusionModule, UnimodalModule
+from mmfuse.plugins import is_plugin
 
 
 def _plain(node) -> Any:
@@ -17,7 +22,6 @@ def _plain(node) -> Any:
 
 def is_unimodal(fusion_cfg) -> bool:
     """A unimodal baseline is any fusion choice whose _target_ is SingleModality."""
-    from mmfuse.fusion.unimodal import SingleModality
 
     try:
         return issubclass(get_class(fusion_cfg.get("_target_")), SingleModality)
@@ -103,12 +107,6 @@ def check_plugin_fusion(model: FusionModule, fusion_cfg: dict) -> None:
 
     Run on a copy, with torch's random state put back: the run's own numbers do not change.
     """
-    import copy
-
-    import torch
-
-    from mmfuse.fusion.conformance import CheckFailed, check_gradients, check_output
-
     in_dims = dict(model.fusion.in_dims) if isinstance(getattr(model.fusion, "in_dims", None), dict) else \
         {m: e.out_dim for m, e in model.encoders.items()}
     name = fusion_cfg.get("name")
@@ -126,8 +124,6 @@ def check_plugin_fusion(model: FusionModule, fusion_cfg: dict) -> None:
 
 
 def build_model(cfg: DictConfig, datamodule) -> FusionModule:
-    from mmfuse.plugins import is_plugin
-
     used = model_modalities(cfg, datamodule)
     specs = {m: datamodule.modalities[m].to_dict() for m in used}
     fusion = _plain(cfg.fusion)

@@ -1,7 +1,6 @@
 """LightningModules: encoders ModuleDict -> fusion -> head, and the unimodal baseline."""
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import pytorch_lightning as pl
@@ -14,14 +13,12 @@ from mmfuse.data.spec import ModalitySpec
 from mmfuse.encoders.stems import InputStem
 from mmfuse.fusion.base import trait, with_traits
 from mmfuse.models.class_weights import check_class_weights
-from mmfuse.models.heads import MLPHead
 from mmfuse.models.frozen import SUFFIX as EMBEDDING_SUFFIX
+from mmfuse.models.heads import MLPHead
 from mmfuse.models.metrics import MONITOR, build_metrics, loss_fn, predictions
 from mmfuse.models.schedules import warmup_cosine
 
 FUSION_META_KEYS = ("name", "_target_")
-# epoch-level values logged here come from torchmetrics' compute(), already reduced across DDP processes
-warnings.filterwarnings("ignore", message=r".*It is recommended to use `self.log\('(train|val|test)/.*sync_dist=True.*")
 
 
 def drop_modalities(present: torch.Tensor, p: float, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -15,9 +15,9 @@ from pathlib import Path
 import pandas as pd
 
 from mmfuse.errors import UserError
-from mmfuse.reporting import html_report, markdown, terminal
-from mmfuse.reporting.comparison import Comparison, compare_data_set
-from mmfuse.reporting.plots import make_plots, slug
+from mmfuse.reporting import html_report, markdown, robustness, terminal
+from mmfuse.reporting.comparison import ROBUSTNESS_TITLE, Comparison, compare_data_set, robustness_caption
+from mmfuse.reporting.plots import group_colours, make_plots, slug
 from mmfuse.reporting.runs import (
     COMPARISON,
     expand,
@@ -29,16 +29,6 @@ from mmfuse.reporting.runs import (
 from mmfuse.reporting.tables import failure_table
 
 PROG = "mmfuse compare"
-ROBUSTNESS_TITLE = "Robustness on the test set: mean ± std over seeds"
-
-
-def robustness_caption(c: Comparison) -> str:
-    metric = c.robustness_metric
-    text = (f"no X: test {metric} with modality X removed; AUC X: area under {metric} vs noise severity 0-1 on X "
-            "(relative robustness)")
-    if c.has_baseline:
-        text += "; eff X: effective robustness against late fusion (> 0: degrades less than late fusion)"
-    return text
 
 
 
@@ -114,8 +104,6 @@ def write_plots(comparisons: list[Comparison], out: Path) -> None:
 
 def robustness_plots(c: Comparison, folder: Path, prefix: str) -> list[Path]:
     """Metric vs noise severity per modality, the missing-modality heat map, and metric vs cost."""
-    from mmfuse.reporting import robustness
-    from mmfuse.reporting.plots import group_colours
 
     colours = group_colours(list(c.runs["group"].unique()))
     metric = c.robustness_metric
@@ -207,7 +195,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
 
 def log_to_wandb(comparisons: list[Comparison], runs: pd.DataFrame, summary: pd.DataFrame, out: Path,
                  context: dict) -> int:
-    from mmfuse.reporting.wandb_log import log_comparison
+    from mmfuse.reporting.wandb_log import log_comparison  # deferred: wandb is imported only with --log-wandb
 
     try:
         folder, group = log_comparison(comparisons, runs, summary, out, context)

@@ -99,3 +99,14 @@ def compare_data_set(data_name: str, done: pd.DataFrame, keys: list[str] | None 
                       cost=robustness.cost_table(per_run), has_baseline=has_baseline,
                       correction=correction)
 
+
+ROBUSTNESS_TITLE = "Robustness on the test set: mean ± std over seeds"
+
+
+def robustness_caption(c: Comparison) -> str:
+    metric = c.robustness_metric
+    text = (f"no X: test {metric} with modality X removed; AUC X: area under {metric} vs noise severity 0-1 on X "
+            "(relative robustness)")
+    if c.has_baseline:
+        text += "; eff X: effective robustness against late fusion (> 0: degrades less than late fusion)"
+    return text

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mmfuse.reporting.comparison import Comparison
+from mmfuse.reporting.comparison import Comparison, robustness_caption
 from mmfuse.reporting.tables import BEST, TIED, lead_title, legend, power_caption
 
 CSS = """
@@ -71,8 +71,6 @@ def origin_table(comparison: Comparison) -> str:
 
 
 def robustness_parts(comparison: Comparison, ident: str) -> list[str]:
-    from mmfuse.reporting.compare import robustness_caption
-
     parts = []
     if not comparison.robustness.empty:
         parts += ["<h3>Robustness to missing and noisy modalities: mean ± std over seeds</h3>",

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mmfuse.reporting.comparison import Comparison
+from mmfuse.reporting.comparison import Comparison, robustness_caption
 from mmfuse.reporting.tables import lead_title, legend, power_caption
 
 
@@ -43,8 +43,6 @@ def data_set_section(comparison: Comparison, out: Path, heading: bool) -> list[s
               md_table(comparison.detail_table()), "",
               "### Commands and config differences", "", *origin_lines(comparison), ""]
     if not comparison.robustness.empty:
-        from mmfuse.reporting.compare import robustness_caption
-
         lines += ["### Robustness (mean ± std over seeds)", "", md_table(comparison.robustness), "",
                   f"_{robustness_caption(comparison)}_", ""]
     if not comparison.cost.empty:

@@ -10,7 +10,7 @@ from typing import Any, Iterable
 import pandas as pd
 import yaml
 
-from mmfuse.tracking.record import RECORD, pid_alive
+from mmfuse.runs.folder import RECORD, pid_alive, read_record
 
 COMPARISON = "comparison"  # compare's output folder; never mistaken for runs
 # keys that differ between runs of one configuration by construction
@@ -55,20 +55,6 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[key] = json.dumps(v) if isinstance(v, list) else v
     return out
-
-
-def read_record(run_dir: Path) -> dict[str, Any]:
-    """run.json as a dict; ValueError names the file and what is wrong with it."""
-    path = run_dir / RECORD
-    try:
-        rec = json.loads(path.read_text())
-    except OSError as e:
-        raise ValueError(f"{RECORD} unreadable: {e.strerror or e}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{RECORD} is corrupt ({e})") from None
-    if not isinstance(rec, dict):
-        raise ValueError(f"{RECORD} is corrupt (a {type(rec).__name__}, not an object)")
-    return rec
 
 
 def hydra_overrides(run_dir: Path) -> list[str]:

@@ -12,11 +12,11 @@ from pathlib import Path
 import pandas as pd
 
 from mmfuse.reporting.comparison import Comparison
+from mmfuse.tracking.wandb_offline import read_offline_run
 
 
 def recorded_group(runs: pd.DataFrame) -> str | None:
     """The group W&B holds for the first run that has an offline W&B run (what `wandb sync` uploads)."""
-    from mmfuse.tracking.wandb_offline import read_offline_run
 
     for files_dir in runs.get("wandb_dir", pd.Series(dtype=object)).dropna():
         run_folder = Path(files_dir).parent  # <run>/wandb/offline-run-*/files

@@ -92,6 +92,36 @@ def start_in_background(logger) -> BackgroundStart:
     return BackgroundStart(logger)
 
 
+def start_all_in_background(loggers: list) -> dict[int, BackgroundStart]:
+    """A background start for each W&B logger, by id(logger)."""
+    from pytorch_lightning.loggers import WandbLogger
+
+    return {id(lg): start_in_background(lg) for lg in loggers if isinstance(lg, WandbLogger)}
+
+
+def join_starts(loggers: list, starts: dict[int, BackgroundStart], folder) -> list:
+    """The loggers whose start succeeded (a W&B logger that failed to start is dropped); the run record (`folder`,
+    a RunFolder) says how each W&B start went."""
+    kept = []
+    for lg in loggers:
+        if id(lg) in starts:
+            info = starts[id(lg)].wait()
+            folder.update(wandb=info)
+            if info["status"] != "ok":
+                continue
+        kept.append(lg)
+    return kept
+
+
+def summarise(loggers: list, summary: dict[str, Any]) -> None:
+    """Set end-of-run summaries (complexity, robustness) on each W&B run."""
+    from pytorch_lightning.loggers import WandbLogger
+
+    for lg in loggers:
+        if isinstance(lg, WandbLogger):
+            lg.experiment.summary.update(summary)
+
+
 def finish(exit_code: int) -> None:
     """End this job's W&B run, if one was started (also one still starting: it is waited for, within limits)."""
     while _pending:
