@@ -14,11 +14,13 @@ user's `conf/` folder, or an installed package (`pip install -e .` of the user's
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import inspect
-import json
+import site
 import sys
+import sysconfig
 from importlib import metadata
 from importlib.util import find_spec
 from pathlib import Path
@@ -194,22 +196,29 @@ def check_plugins(cfg: DictConfig) -> None:
 
 # --- what identifies the user's code ---------------------------------------------------------------------------
 
-def _distribution(top: str) -> tuple[str, str | None, bool] | None:
-    """(name, version, installed editable) of the installed distribution that holds top-level module `top`."""
-    names = metadata.packages_distributions().get(top) or []
-    for name in names:
+def _site_folders() -> list[Path]:
+    folders = {sysconfig.get_paths()[k] for k in ("purelib", "platlib")} | set(site.getsitepackages())
+    return [Path(f).resolve() for f in folders]
+
+
+@functools.cache
+def _distributions_of(top: str) -> tuple[str, ...]:
+    return tuple(metadata.packages_distributions().get(top) or ())  # scans every installed distribution: once
+
+
+def _installed(top: str, location: Path) -> tuple[str, str] | None:
+    """(name, version) of the regular (not editable) installed distribution holding `top`, found at `location`."""
+    if not any(location.resolve().is_relative_to(folder) for folder in _site_folders()):
+        return None  # the launch folder, or an editable install's source: its code is hashed
+    try:  # most distributions are named as they are imported: no scan
+        return top, metadata.version(top)
+    except metadata.PackageNotFoundError:
+        pass
+    for name in _distributions_of(top):
         try:
-            dist = metadata.distribution(name)
+            return name, metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
-        editable = False
-        direct = dist.read_text("direct_url.json")
-        if direct:
-            try:
-                editable = bool(json.loads(direct).get("dir_info", {}).get("editable"))
-            except ValueError:
-                editable = False
-        return name, dist.version, editable
     return None
 
 
@@ -232,20 +241,19 @@ def source_of(target: str) -> dict[str, Any]:
         return {**out, "error": f"{type(e).__name__}: {e}"}
     if spec is None:
         return {**out, "error": f"no module named {top!r}"}
-    installed = _distribution(top)
-    if installed and not installed[2]:  # a regular install: its version names the code
-        return {**out, "distribution": installed[0], "version": installed[1]}
-    if spec.submodule_search_locations:
+    package = bool(spec.submodule_search_locations)
+    if package:
         root = Path(list(spec.submodule_search_locations)[0])
-        files = [p for p in root.rglob("*.py") if "__pycache__" not in p.parts]
     elif spec.origin and Path(spec.origin).is_file():
-        root, files = Path(spec.origin).parent, [Path(spec.origin)]
+        root = Path(spec.origin).parent
     else:
         return {**out, "error": f"{top}: no source file to hash"}
-    out.update(module=top, path=str(root if spec.submodule_search_locations else files[0]),
+    installed = _installed(top, root)
+    if installed:  # a regular install: its version names the code
+        return {**out, "distribution": installed[0], "version": installed[1]}
+    files = [p for p in root.rglob("*.py") if "__pycache__" not in p.parts] if package else [Path(spec.origin)]
+    out.update(module=top, path=str(root if package else files[0]),
                files=len(files), sha256=source_hash(files, root))
-    if installed:
-        out.update(distribution=installed[0], version=installed[1])
     return out
 
 
