@@ -17,7 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ["bench_overhead.py", "bench_startup.py", "bench_wholerun.py", "bench_robustness.py", "bench_parallel.py",
-              "bench_loader.py", "bench_synthetic.py", "bench_avmnist.py"]
+              "bench_loader.py", "bench_synthetic.py", "bench_avmnist.py", "bench_install_size.py"]
 
 
 def machine() -> list[str]:

@@ -7,15 +7,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
-from mmfuse.tracking.naming import register_resolvers
+from mmfuse.configs import compose_train, config_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
+CONF = config_dir()  # mmfuse's configs, found as `mmfuse train` finds them (the checkout's conf/, or MMFUSE_CONFIG_DIR)
 SHARED_DATA = ROOT.parent / "shared" / "data"
 TINY = [
     "data.n_samples=400",
@@ -29,12 +28,10 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("MMFUSE_CHECK_RECORD", "1")  # every run.json written is checked against mmfuse/runs/schema.py
 
 
-def compose_config(overrides: list[str], run_dir: Path | None = None, tiny: bool = True):
-    """The train config as `mmfuse train` would compose it, with run_dir pointed at a temp folder."""
-    register_resolvers()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=[*(TINY if tiny else []), *overrides], return_hydra_config=True)
+def compose_config(overrides: list[str], run_dir: Path | None = None, tiny: bool = True, user_folders=()):
+    """The train config as `mmfuse train` would compose it (`user_folders` searched first, as `--config-dir`),
+    with run_dir pointed at a temp folder."""
+    cfg = compose_train([*(TINY if tiny else []), *overrides], user_folders, return_hydra_config=True)
     if run_dir is not None:
         with open_dict(cfg):
             cfg.paths.run_dir = str(run_dir)

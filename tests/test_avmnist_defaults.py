@@ -11,7 +11,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from conftest import SHARED_DATA, run_cli
+from conftest import CONF, SHARED_DATA, run_cli
 from mmfuse.data.avmnist import AVMNISTDataModule
 from mmfuse.data.avmnist_files import write_avmnist_files
 from mmfuse.data.avmnist_real import read_idx
@@ -154,7 +154,6 @@ def test_synthetic_default_encoders_are_unchanged(cfg_factory):
 
 
 # --- a data set's own learning rate (and encoder settings): conf/data_defaults/<data>.yaml ------------------
-CONF = Path(__file__).parents[1] / "conf"
 
 
 def test_a_data_set_sets_its_own_defaults_and_the_command_line_wins(cfg_factory, files):

@@ -137,6 +137,6 @@ def test_prewarmed_joblib_workers_are_the_ones_the_launcher_uses(tmp_path):
     assert set(used) <= warmed, (used, warmed)
 
 
-def test_console_entry_says_a_bad_config_folder_and_exits_1(tmp_path):
+def test_console_entry_says_a_bad_config_folder_and_exits_2(tmp_path):
     result = run_cli("train", "fusion=late", env={"MMFUSE_CONFIG_DIR": str(tmp_path)})
-    assert result.returncode == 1 and f"no train.yaml in config folder {tmp_path}" in result.stderr
+    assert result.returncode == 2 and f"MMFUSE_CONFIG_DIR={tmp_path}: no train.yaml in that folder" in result.stderr

@@ -1,13 +1,13 @@
 """Every fusion strategy against the fusion contract, for 2, 3 and 4 modalities.
 
 Fusions are built as FusionModule builds them: cls(in_dims=..., **kwargs),
-plus num_classes for strategies that produce logits.
+plus num_classes for strategies that produce logits. The contract's checks live in
+mmfuse.fusion.conformance, which `mmfuse check` runs on a user's strategy.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import pytest
@@ -16,8 +16,21 @@ from hydra.utils import get_class
 from omegaconf import OmegaConf
 from torch import nn
 
+from mmfuse.configs import config_dir
 from mmfuse.fusion.attention import AttentionFusion
 from mmfuse.fusion.concat import ConcatFusion
+from mmfuse.fusion.conformance import (
+    NUM_CLASSES,
+    WIDTHS,
+    check_absent_modalities,
+    check_deterministic,
+    check_exportable,
+    check_gradients,
+    check_output,
+    make_inputs,
+    present_mask,
+    run,
+)
 from mmfuse.fusion.early import EarlyFusion
 from mmfuse.fusion.film import FiLM
 from mmfuse.fusion.gated import GatedMultimodalUnit
@@ -27,10 +40,7 @@ from mmfuse.fusion.mi import MultiplicativeInteraction
 from mmfuse.fusion.tensor import TensorFusion
 from mmfuse.fusion.transformer import TransformerFusion
 
-WIDTHS = {"image": 8, "text": 6, "audio": 5, "tabular": 7}
-TOKEN_COUNTS = {"image": 4, "text": 5, "audio": 3, "tabular": 1}
-NUM_CLASSES = 3
-FUSION_CONF = Path(__file__).resolve().parents[1] / "conf" / "fusion"
+FUSION_CONF = config_dir() / "fusion"
 
 
 def linear(a: int, b: int) -> int:
@@ -123,34 +133,8 @@ def build(case: Case, modalities: list[str]) -> nn.Module:
     return case.cls(in_dims={m: WIDTHS[m] for m in modalities}, **kwargs)
 
 
-def present_mask(m: int) -> torch.Tensor:
-    """Rows: each modality missing alone, each present alone, all present, alternating ones. Never all missing."""
-    rows = [[j != i for j in range(m)] for i in range(m)] + [[j == i for j in range(m)] for i in range(m)]
-    rows += [[True] * m, [j % 2 == 0 for j in range(m)], [j % 2 == 1 for j in range(m)]]
-    return torch.tensor(rows)
-
-
-def make_inputs(modalities: list[str], present: torch.Tensor, seed: int = 0):
-    """feats {m: (B, d_m)} as masked token means, and tokens {m: ((B, T_m, d_m), (B, T_m) bool)}."""
-    g = torch.Generator().manual_seed(seed)
-    b = len(present)
-    feats, tokens = {}, {}
-    for m in modalities:
-        tok = torch.randn(b, TOKEN_COUNTS[m], WIDTHS[m], generator=g)
-        mask = torch.rand(b, TOKEN_COUNTS[m], generator=g) > 0.3
-        mask[:, 0] = True
-        tokens[m] = (tok, mask)
-        feats[m] = token_mean(tok, mask)
-    return feats, tokens
-
-
-def token_mean(tok: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    w = mask.unsqueeze(-1).float()
-    return (tok * w).sum(1) / w.sum(1).clamp_min(1.0)
-
-
-def run(fusion: nn.Module, feats, present, tokens):
-    return fusion(feats, present, tokens=tokens if fusion.wants_tokens else None)
+def dims(modalities: list[str]) -> dict[str, int]:
+    return {m: WIDTHS[m] for m in modalities}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -171,84 +155,33 @@ def modalities(request):
 def test_output_shape_and_documented_sizes(case, modalities):
     torch.manual_seed(0)
     fusion = build(case, modalities)
-    present = present_mask(len(modalities))
-    feats, tokens = make_inputs(modalities, present)
-    out = run(fusion, feats, present, tokens)
-    in_dims = {m: WIDTHS[m] for m in modalities}
-    assert fusion.out_dim == case.out_dim(in_dims)
-    assert out.shape == (len(present), fusion.out_dim)
-    assert torch.isfinite(out).all()
-    assert sum(p.numel() for p in fusion.parameters()) == case.params(in_dims)
-
-
-def stray_tensors(module: nn.Module) -> list[str]:
-    """Trainable tensors hidden in plain Python containers, where the optimizer never sees them."""
-    found = []
-    for name, sub in module.named_modules():
-        for attr, value in vars(sub).items():
-            if attr.startswith("_"):  # nn.Module's own registries
-                continue
-            items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else []
-            if any(isinstance(v, torch.Tensor) and v.requires_grad for v in items):
-                found.append(f"{name}.{attr}")
-    return found
+    check_output(fusion, dims(modalities))
+    assert fusion.out_dim == case.out_dim(dims(modalities))
+    assert sum(p.numel() for p in fusion.parameters()) == case.params(dims(modalities))
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_every_parameter_gets_a_gradient(case, modalities):
     torch.manual_seed(0)
-    fusion = build(case, modalities).train()
-    present = present_mask(len(modalities))
-    feats, tokens = make_inputs(modalities, present)
-    inputs = [tokens[m][0] if fusion.wants_tokens else feats[m] for m in modalities]
-    for t in inputs:
-        t.requires_grad_(True)
-    out = run(fusion, feats, present, tokens)
-    (out * torch.randn_like(out)).sum().backward()
-    assert not stray_tensors(fusion)
-    for name, p in fusion.named_parameters():
-        assert p.grad is not None, f"{case.id}: {name} got no gradient"
-        assert p.grad.abs().sum() > 0, f"{case.id}: {name} got a zero gradient"
-    # and the encoders would learn only from the modalities a sample has
-    assert any(t.grad is not None and t.grad.abs().sum() > 0 for t in inputs)
-    for i, t in enumerate(inputs):
-        if t.grad is not None:
-            assert t.grad[~present[:, i]].abs().sum() == 0, f"{case.id}: absent {modalities[i]} got a gradient"
+    check_gradients(build(case, modalities), dims(modalities))
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_absent_modality_inputs_do_not_reach_the_output(case, modalities):
     torch.manual_seed(0)
-    fusion = build(case, modalities).eval()
-    present = present_mask(len(modalities))
-    feats, tokens = make_inputs(modalities, present)
-    other_feats, other_tokens = make_inputs(modalities, present, seed=1)
-    changed_feats, changed_tokens = {}, {}
-    for i, m in enumerate(modalities):
-        absent = ~present[:, i]
-        tok = torch.where(absent[:, None, None], 10 * other_tokens[m][0] + 3, tokens[m][0])
-        mask = torch.where(absent[:, None], other_tokens[m][1], tokens[m][1])
-        changed_tokens[m] = (tok, mask)
-        changed_feats[m] = torch.where(absent[:, None], 10 * other_feats[m] + 3, feats[m])
-    with torch.no_grad():
-        out = run(fusion, feats, present, tokens)
-        out_changed = run(fusion, changed_feats, present, changed_tokens)
-        out_all_new = run(fusion, other_feats, present, other_tokens)
-    torch.testing.assert_close(out_changed, out, rtol=0, atol=1e-5)
-    assert not torch.allclose(out_all_new, out), "the output ignores its inputs, so this check proves nothing"
+    check_absent_modalities(build(case, modalities), dims(modalities))
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_deterministic_for_a_seed(case, modalities):
-    present = present_mask(len(modalities))
-    feats, tokens = make_inputs(modalities, present)
-    outs = []
-    for _ in range(2):
-        torch.manual_seed(123)
-        fusion = build(case, modalities).eval()
-        with torch.no_grad():
-            outs.append(run(fusion, feats, present, tokens))
-    assert torch.equal(outs[0], outs[1])
+    check_deterministic(lambda in_dims: build(case, list(in_dims)), dims(modalities))
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_exportable(case):
+    # one modality set: tracing costs about half a second a strategy
+    torch.manual_seed(0)
+    check_exportable(build(case, MODALITY_SETS[0]), dims(MODALITY_SETS[0]))
 
 
 @pytest.mark.parametrize("case", NEEDS_TWO, ids=lambda c: c.id)
@@ -262,7 +195,7 @@ def test_one_modality_is_refused_by_name(case):
 def test_one_modality_strategies_accept_one(case):
     fusion = build(case, ["image"])
     present = torch.tensor([[True], [False]])
-    feats, tokens = make_inputs(["image"], present)
+    feats, tokens = make_inputs(dims(["image"]), present)
     assert run(fusion, feats, present, tokens).shape == (2, fusion.out_dim)
 
 
@@ -323,7 +256,7 @@ def test_transformer_ignores_padding_and_survives_fully_masked_samples(readout):
     modalities = ["image", "text"]
     fusion = TransformerFusion(in_dims={m: WIDTHS[m] for m in modalities}, d_model=8, depth=1, heads=2, readout=readout).eval()
     present = torch.tensor([[True, True], [True, False], [False, True]])
-    feats, tokens = make_inputs(modalities, present)
+    feats, tokens = make_inputs(dims(modalities), present)
     tokens["text"][1][2] = False  # sample 2's only present modality has no valid token (its summary token remains)
     with torch.no_grad():
         out = fusion(feats, present, tokens=tokens)
@@ -349,5 +282,5 @@ def test_each_fusion_yaml_builds_with_its_defaults(conf):
         cfg["num_classes"] = NUM_CLASSES
     fusion = cls(in_dims=dict(WIDTHS), **cfg)
     present = present_mask(len(WIDTHS))
-    feats, tokens = make_inputs(list(WIDTHS), present)
+    feats, tokens = make_inputs(dict(WIDTHS), present)
     assert run(fusion, feats, present, tokens).shape == (len(present), fusion.out_dim)

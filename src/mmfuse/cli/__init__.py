@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import sys
 
-from mmfuse.cli.process import exit_now
+from mmfuse.cli.process import exit_now, launch_folder_on_path
 from mmfuse.tracking import startup
 
 USAGE = """usage: mmfuse <command> [args]
@@ -21,6 +21,7 @@ commands:
   eval      evaluate a run's best (or last) checkpoint with the run's own config (overrides allowed)
   export    write a run's model as a self-checked torch.export (.pt2) / ONNX artifact with its preprocessing
   predict   class names and probabilities for image / audio / text files, from an artifact or a run
+  check     run the fusion contract's checks on a strategy (yours: --config-dir ./conf fusion=myfusion)
 
 `mmfuse <command> --help` for a command's options.
 """
@@ -34,6 +35,7 @@ COMMANDS = {
     "eval": "mmfuse.cli.evaluate",
     "export": "mmfuse.cli.export",
     "predict": "mmfuse.cli.predict",
+    "check": "mmfuse.cli.check",
 }
 
 
@@ -56,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0
     command, rest = argv[0], argv[1:]
+    launch_folder_on_path()  # a user's `_target_` module next to their conf/ imports as with `python -m mmfuse`
     startup.mark("cli")
     if "--verbose" in rest:
         rest.remove("--verbose")

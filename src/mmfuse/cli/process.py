@@ -10,6 +10,8 @@ next to it, with the version it was checked against.
 - `skip_launch_import()` / `prewarm_wandb()`: wandb.init without importing wandb.sdk.launch when nothing was staged.
 - `exit_now()` / `fast_exit_in_worker()`: leave without the interpreter's module teardown once the work is written.
 - `load_training()`: all of the above that a training process wants, then `mmfuse.train.train`.
+- `launch_folder_on_path()`: the folder mmfuse is launched in first on the module search path, as `python -m`
+  puts it, so that the `mmfuse` console script imports a user's module next to their conf/ folder too.
 """
 from __future__ import annotations
 
@@ -27,6 +29,22 @@ from typing import Callable, Iterator, NoReturn
 from mmfuse.tracking import wandb_setup
 
 log = logging.getLogger(__name__)
+
+
+def launch_folder_on_path(folder: str | None = None) -> bool:
+    """Put the launch folder (default: the current one) first on sys.path, as `python -m mmfuse` does; returns
+    whether it was added.
+
+    The console script's sys.path starts with its own bin/ folder instead, so a user's `_target_:
+    myfusion.MyFusion` next to their conf/ would import with `python -m mmfuse` and not with `mmfuse`.
+    Like `python -m`, a module there shadows an installed one of the same name. A job that runs in another
+    process (a cluster launcher's) passes the folder Hydra recorded at launch (`hydra.runtime.cwd`).
+    """
+    here = os.path.abspath(folder or os.getcwd())
+    if sys.path and (sys.path[0] == here or (sys.path[0] == "" and os.getcwd() == here)):
+        return False
+    sys.path.insert(0, here)
+    return True
 
 
 def load_training() -> Callable:

@@ -5,70 +5,75 @@ fast.
 """
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 from mmfuse.cli import process
 from mmfuse.cli.command import run_command
-from mmfuse.errors import UserError, report
+from mmfuse.configs import PRIMARY, config_dir, describe_choice, group_choices, searched_first, split_user_configs
+from mmfuse.errors import report
+from mmfuse.extras import check_command_line
 from mmfuse.runs.folder import read_record
 from mmfuse.tracking import naming, startup
 
 
-def config_dir() -> Path:
-    explicit = os.environ.get("MMFUSE_CONFIG_DIR")
-    path = Path(explicit) if explicit else Path(__file__).resolve().parents[3] / "conf"
-    if not (path / "train.yaml").is_file():
-        raise UserError(f"no train.yaml in config folder {path}; set MMFUSE_CONFIG_DIR to the project's conf/ folder", code=1)
-    return path
-
-
-def train_help(argv: list[str]) -> int:
+def train_help(argv: list[str], user_folders: tuple[Path, ...] = ()) -> int:
     """`mmfuse train --help`: Hydra's help text, made without Hydra's help machinery.
 
     Hydra lists each group's options by copying the whole config store once
     per group, which takes seconds once the sweeper and launcher plugins
-    register theirs. The groups are the folders of conf/; the composed config
-    is what `--cfg job` prints, with the same overrides.
+    register theirs. The groups are the folders of conf/ and of the user's
+    config folders; the composed config is what `--cfg job` prints, with the
+    same overrides.
     """
     import yaml
 
     conf = config_dir()
     text = (yaml.safe_load((conf / "hydra" / "default.yaml").read_text()) or {}).get("help") or {}
-    groups = sorted(g for g in {p.parent.relative_to(conf).as_posix() for p in conf.rglob("*.yaml") if p.parent != conf}
-                    if not g.startswith("hydra"))
     print(text.get("header", "mmfuse train").rstrip())
     print("== Config groups ==\nChoose one of each with group=choice:\n")
-    for group in groups:
-        print(f"{group}: {', '.join(sorted(p.stem for p in (conf / group).glob('*.yaml')))}")
+    if user_folders:
+        print(f"(yours: from {', '.join(str(f) for f in user_folders)}, searched first)\n")
+    for group, choices in group_choices(user_folders).items():
+        print(f"{group}: {', '.join(describe_choice(c) for c in choices)}")
     print("\n== Composed config ==\nOverride anything with key=value:\n", flush=True)
-    code = run_train([a for a in argv if a not in ("--help", "-h")] + ["--cfg", "job"])
+    code = run_train([a for a in argv if a not in ("--help", "-h")] + ["--cfg", "job"], user_folders)
     print(text.get("footer", "").rstrip())
     return code
 
 
-def run_train(argv: list[str]) -> int:
-    """Run Hydra's main; a failed job is reported in one line and recorded, and a sweep goes on."""
+def check_before_launch(cfg) -> None:
+    """What fails in a job before training: the user's `_target_`s import and have the contract's shapes."""
+    from mmfuse.plugins import check_plugins  # deferred: imports torch, which only a job that runs needs
+
+    check_plugins(cfg)
+
+
+def run_train(argv: list[str], user_folders: tuple[Path, ...] = ()) -> int:
+    """Run Hydra's main; a failed job is reported in one line and recorded, and a sweep goes on.
+
+    The user's config folders are searched before mmfuse's own (mmfuse.configs.searched_first).
+    """
     import hydra
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
-
 
     naming.register_resolvers()
     failures: list[str] = []
     multirun = False
 
-    @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
+    @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=PRIMARY)
     def _train(cfg) -> None:
         nonlocal multirun
         startup.mark("composed")
+        process.launch_folder_on_path(HydraConfig.get().runtime.cwd)  # also in a launcher's job process
         process.skip_launch_import()
         train = process.load_training()
         startup.mark("imported")
 
         process.fast_exit_in_worker()  # a joblib worker then skips the interpreter's module teardown when the sweep ends
         try:
+            check_before_launch(cfg)
             record = train(cfg)
         except Exception as e:  # recorded in run.json by train(); here it only needs saying
             where = HydraConfig.get().runtime.output_dir
@@ -88,7 +93,8 @@ def run_train(argv: list[str]) -> int:
         return None
 
     sys.argv = ["mmfuse train", *argv]
-    _train()
+    with searched_first(user_folders):
+        _train()
     # jobs of parallel launchers fail in other processes: their records say so
     for sweep in naming.sweeps_created():
         for record in sorted(Path(sweep).glob("*/run.json")):
@@ -100,9 +106,13 @@ def run_train(argv: list[str]) -> int:
     return 0
 
 
-
-
 def main(argv: list[str]) -> int:
-    if "--help" in argv or "-h" in argv:
-        return run_command("mmfuse", lambda: train_help(argv))
-    return run_command("mmfuse", lambda: run_train(argv))
+    def work() -> int:
+        user = split_user_configs(argv)  # a missing folder or a YAML syntax error: one line, exit 2
+        rest = list(user.argv)
+        check_command_line(rest, [*user.folders, config_dir()])  # an extra a choice needs: one line, exit 2
+        if "--help" in rest or "-h" in rest:
+            return train_help(rest, user.folders)
+        return run_train(rest, user.folders)
+
+    return run_command("mmfuse train", work)

@@ -37,6 +37,7 @@ from mmfuse.deploy.artifact import (
     Artifact,
 )
 from mmfuse.errors import UserError
+from mmfuse.fusion.conformance import CheckFailed, check_exportable
 from mmfuse.lifecycle.evaluate import checkpoint_path, load_model
 from mmfuse.lifecycle.snapshot import read_run, run_config, stamp
 from mmfuse.runs.folder import RunFolder, pid_alive
@@ -86,9 +87,34 @@ def max_diff(a, b) -> float:
 
 def export_pt2(program, inputs: dict, folder: Path):
     batch = torch.export.Dim("batch", min=1)
-    ep = torch.export.export(program, (inputs,), dynamic_shapes=({k: {0: batch} for k in inputs},))
+    try:
+        ep = torch.export.export(program, (inputs,), dynamic_shapes=({k: {0: batch} for k in inputs},))
+    except Exception as e:  # noqa: BLE001 - torch.export's reasons are many: name the part that cannot be traced
+        raise UserError(f"the model cannot be exported: {untraceable_part(program.model, inputs)}; "
+                        f"torch.export says: {type(e).__name__}: {first_line(e)}") from None
     torch.export.save(ep, str(folder / PROGRAM))
     return ep
+
+
+def first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+
+
+def untraceable_part(model, inputs: dict) -> str:
+    """Which of the model's parts torch.export cannot trace alone: each encoder, then the fusion, then the head."""
+    for m, encoder in model.encoders.items():
+        x, mask = inputs[m][:2], inputs.get(f"{m}_mask")
+        try:
+            torch.export.export(encoder, (x,) if mask is None else (x, mask[:2]))
+        except Exception as e:  # noqa: BLE001
+            return (f"encoder.{model.specs[m].kind} ({type(encoder).__module__}.{type(encoder).__qualname__}) of "
+                    f"modality {m!r} ({first_line(e)})")
+    fusion = model.fusion
+    try:
+        check_exportable(fusion, {m: e.out_dim for m, e in model.encoders.items()})
+    except CheckFailed as e:
+        return f"the fusion {type(fusion).__module__}.{type(fusion).__qualname__} ({e})"
+    return "not one part alone (the encoders and the fusion each trace); the whole model's forward"
 
 
 def export_onnx(ep, inputs: dict, reference, folder: Path) -> dict[str, Any]:

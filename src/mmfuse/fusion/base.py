@@ -1,25 +1,48 @@
-"""What every fusion strategy promises, and the checks they share."""
+"""What every fusion strategy promises, and the checks they share.
+
+The contract (docs/EXTENDING.md): any `nn.Module` built as `cls(in_dims={modality: width, ...}, **kwargs)`
+(plus `num_classes=` when it produces logits), with an `out_dim` attribute and
+`forward(feats, present, tokens=None) -> (B, out_dim)`. Subclassing `Fusion` adds the modality-count checks and
+`stack`; a plain module gets the traits below at their defaults.
+"""
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import nn
 
+# how the FusionModule drives a strategy; a module that does not say gets these
+TRAITS: dict[str, Any] = {
+    "min_modalities": 2,       # fewer raises a clear error at build time
+    "max_modalities": None,    # more raises a clear error at build time (None: no limit)
+    "uses_raw_inputs": False,  # fed parameter-free input stems instead of encoders (early fusion)
+    "wants_tokens": False,     # also given each modality's token sequence `(tokens, mask)`
+    "produces_logits": False,  # returns class scores itself (late fusion); the model adds no head
+}
+
+
+def trait(fusion: Any, name: str) -> Any:
+    """A fusion class's or module's trait, at its default where it does not declare it."""
+    return getattr(fusion, name, TRAITS[name])
+
+
+def with_traits(module: nn.Module) -> nn.Module:
+    """Give a plain module the traits it does not declare, so that every user of `model.fusion` can ask."""
+    for name, default in TRAITS.items():
+        if not hasattr(module, name):
+            setattr(module, name, default)
+    return module
+
 
 class Fusion(nn.Module):
-    """Base class.
+    """Base class. Class attributes (TRAITS above) tell the FusionModule how to drive a strategy."""
 
-    Class attributes tell the FusionModule how to drive a strategy:
-    - min_modalities: fewer raises a clear error at build time.
-    - uses_raw_inputs: fed parameter-free input stems instead of encoders (early fusion).
-    - wants_tokens: also given each modality's token sequence `(tokens, mask)`.
-    - produces_logits: returns class scores itself (late fusion); the model adds no head.
-    """
-
-    min_modalities: int = 2
-    max_modalities: int | None = None
-    uses_raw_inputs: bool = False
-    wants_tokens: bool = False
-    produces_logits: bool = False
+    min_modalities: int = TRAITS["min_modalities"]
+    max_modalities: int | None = TRAITS["max_modalities"]
+    uses_raw_inputs: bool = TRAITS["uses_raw_inputs"]
+    wants_tokens: bool = TRAITS["wants_tokens"]
+    produces_logits: bool = TRAITS["produces_logits"]
     out_dim: int
 
     def __init__(self, in_dims: dict[str, int]):

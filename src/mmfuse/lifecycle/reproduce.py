@@ -7,7 +7,8 @@ where <outputs> is the folder holding the original's runs/ or sweeps/ (or --out)
 Its run.json records `reproduced_from`.
 
 Verdict: when the environment matches (package versions, thread count,
-accelerator, device, precision) every metric must be equal bit for bit;
+accelerator, device, precision, and the source of the user's own plug-in
+code recorded in run.json `plugins`) every metric must be equal bit for bit;
 otherwise within --tolerance (absolute). Exit status: 0 all match, 1 a
 metric differs or a reproduction failed, 2 bad input (nothing written).
 """
@@ -142,11 +143,26 @@ def fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.6g}" if abs(value) >= 1e-4 or value == 0 else f"{value:.3e}"
 
 
-def print_verdict(out, run_dir: Path, new_dir: Path, original: dict, new: dict, tolerance: float) -> bool:
+def user_code_changes(run_dir: Path, record: dict[str, Any]) -> list[str]:
+    """The run's own code (plug-in `_target_`s), checked as it is today: what changed since the run recorded it.
+
+    A `_target_` that no longer imports is a UserError naming it (nothing is reproduced).
+    """
+    # deferred: the plug-in checks import torch; `mmfuse reproduce --help` and a bad path stay instant
+    from mmfuse.plugins import check_plugins, code_changes, plugin_sources
+
+    cfg = run_config(run_dir, record)
+    check_plugins(cfg)
+    return [f"your code: {line}" for line in code_changes(record.get("plugins"), plugin_sources(cfg))]
+
+
+def print_verdict(out, run_dir: Path, new_dir: Path, original: dict, new: dict, tolerance: float,
+                  code: list[str] | None = None) -> bool:
     from rich.table import Table
     from rich.text import Text
 
     strict, notes = environment_differences(original, new)
+    strict += code or []  # the run's own code changed: its numbers may differ for that reason alone
     exact = not strict
     rows = compare_metrics(original.get("metrics") or {}, new.get("metrics") or {}, None if exact else tolerance)
     ok = new.get("status") == "completed" and all(r["match"] for r in rows) and bool(rows)
@@ -173,6 +189,8 @@ def print_verdict(out, run_dir: Path, new_dir: Path, original: dict, new: dict, 
 
 def reproduce(path: Path, train: Callable[[Any], dict], jobs: str | None = None, tolerance: float = 1e-3,
               out_root: Path | None = None) -> int:
+    from rich.text import Text
+
     # deferred: the terminal tables import scipy (1.5 s); --help stays instant
     from mmfuse.reporting.terminal import console
 
@@ -183,11 +201,15 @@ def reproduce(path: Path, train: Callable[[Any], dict], jobs: str | None = None,
         raise UserError(f"{root} is not writable; choose another outputs folder with --out")
     base = root / "reproductions" / f"{stamp()}_{path.resolve().name if sweep else read_record(runs[0]).get('run_name', 'run')}"
     out = console()
+    changes = {run_dir: user_code_changes(run_dir, read_record(run_dir)) for run_dir in runs}
+    for line in dict.fromkeys(line for lines in changes.values() for line in lines):
+        out.print(Text(f"{PROG}: warning: {line}; the metrics are compared within --tolerance, not exactly",
+                       style="yellow"))
     ok = True
     for run_dir in runs:
         new_dir = base / run_dir.name if sweep else base
         new = reproduce_one(run_dir, new_dir, train)
-        ok &= print_verdict(out, run_dir, new_dir, read_record(run_dir), new, tolerance)
+        ok &= print_verdict(out, run_dir, new_dir, read_record(run_dir), new, tolerance, changes[run_dir])
     if sweep:
         out.print(f"{len(runs)} job(s) reproduced into {base}: " + ("all match" if ok else "some differ"))
     return 0 if ok else 1

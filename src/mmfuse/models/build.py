@@ -1,14 +1,19 @@
 """From config + DataModule to a LightningModule, with every mismatch caught before training."""
 from __future__ import annotations
 
+import copy
 from typing import Any
 
+import torch
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
+from mmfuse.fusion.base import trait
+from mmfuse.fusion.conformance import CheckFailed, check_gradients, check_output
 from mmfuse.fusion.unimodal import SingleModality
 from mmfuse.models.class_weights import resolve_class_weights
 from mmfuse.models.fusion_module import FusionModule, UnimodalModule
+from mmfuse.plugins import is_plugin
 
 
 def _plain(node) -> Any:
@@ -43,12 +48,16 @@ def model_modalities(cfg: DictConfig, datamodule) -> list[str]:
         fusion_cls = get_class(fusion._target_)
     except Exception as e:
         raise ValueError(f"fusion={fusion.get('name')}: cannot import its _target_ {fusion.get('_target_')!r} ({e})") from None
-    if len(wanted) < fusion_cls.min_modalities:
+    least, most = trait(fusion_cls, "min_modalities"), trait(fusion_cls, "max_modalities")
+    if len(wanted) < least:
         raise ValueError(
-            f"fusion={fusion.get('name')} needs at least {fusion_cls.min_modalities} modalities, "
+            f"fusion={fusion.get('name')} needs at least {least} modalities, "
             f"but the model gets {wanted} from data set '{datamodule.name}'"
         )
-    if not fusion_cls.uses_raw_inputs:
+    if most is not None and len(wanted) > most:
+        raise ValueError(f"fusion={fusion.get('name')} takes at most {most} modalities, but the model gets {wanted} "
+                         f"from data set '{datamodule.name}'; choose them with model.modalities=[...]")
+    if not trait(fusion_cls, "uses_raw_inputs"):
         kinds = {m: datamodule.modalities[m].kind for m in wanted}
         no_encoder = {m: k for m, k in kinds.items() if k not in (cfg.get("encoder") or {})}
         if no_encoder:
@@ -92,12 +101,34 @@ def loss_options(cfg: DictConfig, datamodule) -> dict | None:
     return {**loss, "class_weights": weights}
 
 
+def check_plugin_fusion(model: FusionModule, fusion_cfg: dict) -> None:
+    """A user's fusion strategy, as built for this run, passes the contract's quick checks before any training:
+    forward's signature, the output's shape, a gradient for every parameter (`mmfuse check` runs them all).
+
+    Run on a copy, with torch's random state put back: the run's own numbers do not change.
+    """
+    in_dims = dict(model.fusion.in_dims) if isinstance(getattr(model.fusion, "in_dims", None), dict) else \
+        {m: e.out_dim for m, e in model.encoders.items()}
+    name = fusion_cfg.get("name")
+    with torch.random.fork_rng(devices=[]):
+        try:
+            for check in (check_output, check_gradients):
+                check(copy.deepcopy(model.fusion), in_dims)
+        except CheckFailed as e:
+            raise ValueError(f"fusion={name} ({fusion_cfg.get('_target_')}): {e} (`mmfuse check fusion={name}`, "
+                             "with your --config-dir, runs every conformance check)") from None
+        except Exception as e:  # noqa: BLE001 - the strategy itself raised on generated inputs
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise ValueError(f"fusion={name} ({fusion_cfg.get('_target_')}) fails on generated inputs "
+                             f"{in_dims}: {type(e).__name__}: {first}") from None
+
+
 def build_model(cfg: DictConfig, datamodule) -> FusionModule:
     used = model_modalities(cfg, datamodule)
     specs = {m: datamodule.modalities[m].to_dict() for m in used}
     fusion = _plain(cfg.fusion)
     module_cls = UnimodalModule if is_unimodal(fusion) else FusionModule
-    return module_cls(
+    model = module_cls(
         modalities=specs,
         data_modalities=list(datamodule.modalities),
         num_classes=datamodule.num_classes,
@@ -111,3 +142,6 @@ def build_model(cfg: DictConfig, datamodule) -> FusionModule:
         modality_dropout=float(cfg.model.get("modality_dropout") or 0.0),
         class_names=getattr(datamodule, "class_names", None),
     )
+    if is_plugin(fusion["_target_"]):
+        check_plugin_fusion(model, fusion)
+    return model

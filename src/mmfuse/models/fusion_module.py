@@ -11,6 +11,7 @@ from torchmetrics import MaxMetric, MeanMetric, MinMetric
 
 from mmfuse.data.spec import ModalitySpec
 from mmfuse.encoders.stems import InputStem
+from mmfuse.fusion.base import trait, with_traits
 from mmfuse.models.class_weights import check_class_weights
 from mmfuse.models.frozen import SUFFIX as EMBEDDING_SUFFIX
 from mmfuse.models.heads import MLPHead
@@ -72,15 +73,29 @@ class FusionModule(pl.LightningModule):
         out_dim = 1 if task == "regression" else num_classes
 
         fusion_cls = get_class(fusion["_target_"])
-        if fusion_cls.uses_raw_inputs:
+        if trait(fusion_cls, "uses_raw_inputs"):
             self.encoders = nn.ModuleDict({m: InputStem(s) for m, s in self.specs.items()})
         else:
             self.encoders = nn.ModuleDict({m: instantiate(encoders[m], spec=s) for m, s in self.specs.items()})
+        for m, encoder in self.encoders.items():
+            if not isinstance(getattr(encoder, "out_dim", None), int):
+                raise ValueError(f"encoder.{self.specs[m].kind} ({type(encoder).__name__}) for modality {m!r} has no "
+                                 "integer out_dim; set self.out_dim (the width its forward returns)")
         kwargs = {k: v for k, v in fusion.items() if k not in FUSION_META_KEYS}
-        if fusion_cls.produces_logits:
+        if trait(fusion_cls, "produces_logits"):
             kwargs["num_classes"] = out_dim
-        self.fusion = fusion_cls(in_dims={m: e.out_dim for m, e in self.encoders.items()}, **kwargs)
-        self.head = nn.Identity() if fusion_cls.produces_logits else MLPHead(self.fusion.out_dim, out_dim, **(head or {}))
+        # a plain nn.Module strategy (no mmfuse.fusion.Fusion base) gets the default traits
+        self.fusion = with_traits(fusion_cls(in_dims={m: e.out_dim for m, e in self.encoders.items()}, **kwargs))
+        if not isinstance(getattr(self.fusion, "out_dim", None), int):
+            raise ValueError(f"fusion={fusion.get('name')} ({fusion['_target_']}) has no integer out_dim; set "
+                             "self.out_dim in its constructor (the head is sized from it)")
+        if self.fusion.wants_tokens:
+            lacking = [m for m, e in self.encoders.items() if not callable(getattr(e, "encode", None))]
+            if lacking:
+                raise ValueError(f"fusion={fusion.get('name')} wants token sequences, but the encoders of {lacking} "
+                                 "have no encode(x, mask) -> (pooled, tokens, token_mask); subclass "
+                                 "mmfuse.encoders.base.Encoder and implement tokens()")
+        self.head = nn.Identity() if self.fusion.produces_logits else MLPHead(self.fusion.out_dim, out_dim, **(head or {}))
 
         self.monitor_name, mode = MONITOR[task]
         self.train_metrics = build_metrics(task, num_classes, full=False).clone(prefix="train/")
