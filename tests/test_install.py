@@ -167,6 +167,7 @@ def test_the_extending_walkthrough_runs_from_a_wheel(tmp_path):
     assert record["params"]["fusion"] > 0 and record["params"]["encoder/text"] > 0
     assert record["complexity"]["flops_per_sample"] > 0 and record["robustness"]["auc"]
     assert record["choices"]["fusion"] == "gated_sum" and record["choices"]["callbacks"] == "stop_at_target"
+    assert len(record["plugins"]["fusion"]["sha256"]) == 64  # reproduce can tell when the user's code changed
     from mmfuse.tracking.wandb_offline import read_offline_run
 
     tags = read_offline_run(next((plugin_run / "wandb").glob("offline-run-*")))["tags"]

@@ -42,13 +42,6 @@ def train_help(argv: list[str], user_folders: tuple[Path, ...] = ()) -> int:
     return code
 
 
-def check_before_launch(cfg) -> None:
-    """What fails in a job before training: the user's `_target_`s import and have the contract's shapes."""
-    from mmfuse.plugins import check_plugins  # deferred: imports torch, which only a job that runs needs
-
-    check_plugins(cfg)
-
-
 def run_train(argv: list[str], user_folders: tuple[Path, ...] = ()) -> int:
     """Run Hydra's main; a failed job is reported in one line and recorded, and a sweep goes on.
 
@@ -73,7 +66,6 @@ def run_train(argv: list[str], user_folders: tuple[Path, ...] = ()) -> int:
 
         process.fast_exit_in_worker()  # a joblib worker then skips the interpreter's module teardown when the sweep ends
         try:
-            check_before_launch(cfg)
             record = train(cfg)
         except Exception as e:  # recorded in run.json by train(); here it only needs saying
             where = HydraConfig.get().runtime.output_dir

@@ -71,7 +71,8 @@ class Record(TypedDict, total=False):
     reproduced_from: dict[str, Any]  # {run_dir, run_name, status}
     evals: list[dict[str, Any]]  # `mmfuse eval`: [{eval_dir, ckpt, overrides, metrics, started}]
     exports: list[dict[str, Any]]  # `mmfuse export`: [{folder, ckpt, format, checks, created}]
-    plugins: dict[str, Any]      # user modules the run imported: {module: source hash}
+    plugins: dict[str, Any]      # per config key of the user's code: {target, module, path, files, sha256}
+                                 # or {target, distribution, version}
 
 
 def _kind(annotation) -> tuple[type, ...]:

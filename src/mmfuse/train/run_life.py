@@ -17,6 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from mmfuse.callbacks.divergence import Diverged
+from mmfuse.plugins import plugin_sources
 from mmfuse.runs.folder import RunFolder
 from mmfuse.runs.provenance import git_state, package_versions
 from mmfuse.tracking import startup, wandb_setup
@@ -64,6 +65,7 @@ class RunLife:
                 timing={"started": dt.datetime.now().isoformat(timespec="seconds")},
                 git=git_state(PROJECT_ROOT),
                 versions=package_versions(),
+                plugins=plugin_sources(self.cfg),
             )
         startup.mark("record")
         return self

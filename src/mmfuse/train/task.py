@@ -17,6 +17,7 @@ from mmfuse.callbacks.history import RecordHistory
 from mmfuse.callbacks.resume_state import ResumeState
 from mmfuse.models.build import build_model, check_encoder_overrides
 from mmfuse.models.frozen import precompute_frozen_embeddings
+from mmfuse.plugins import check_plugins
 from mmfuse.tracking import startup, wandb_setup
 from mmfuse.train.checks import validate_config
 from mmfuse.train.components import (
@@ -36,6 +37,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Train and test one model as `cfg` says; returns the run record."""
     with RunLife(cfg) as run:
         validate_config(cfg)
+        check_plugins(cfg)
         if threads_for_job(cfg):
             torch.set_num_threads(threads_for_job(cfg))
         if cfg.seed is not None:
