@@ -93,7 +93,10 @@ def checkout_copy(tmp: Path) -> Path:
 def user_env(venv_python: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MMFUSE_CONFIG_DIR", "VIRTUAL_ENV")}
     return {**env, "PATH": f"{venv_python.parent}{os.pathsep}{env.get('PATH', '')}", "PYTHONUNBUFFERED": "1",
-            "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HYDRA_FULL_ERROR": ""}
+            "WANDB_MODE": "offline", "WANDB_SILENT": "true", "HYDRA_FULL_ERROR": "",
+            # tables as wide as docs/EXTENDING.md shows them (a pipe's default); COLUMNS from the test's own terminal
+            # (or an xdist worker) would wrap their cells differently
+            "COLUMNS": "160"}
 
 
 def record_of(run_dir: Path) -> dict:
