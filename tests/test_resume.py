@@ -16,53 +16,71 @@ from mmfuse.cli import reproduce, resume
 from mmfuse.lifecycle.resume import checkpoint_epoch
 
 EPOCHS = 3
+# trainer.log_every_n_steps=5: step rows reach metrics.csv during an epoch, so the killed run has logged rows past its
+# last checkpoint, which the resumed run logs again
 SLOW = ["data.n_samples=2000", "data.modalities=[image,tabular]", f"trainer.max_epochs={EPOCHS}", "callbacks=minimal",
-        "logger=csv", "trainer.enable_progress_bar=false", "model.optimizer.lr=0.01"]
+        "logger=csv", "trainer.enable_progress_bar=false", "model.optimizer.lr=0.01", "trainer.log_every_n_steps=5"]
 
 
-def csv_values(path: Path) -> set[tuple[str, str, str]]:
-    """(step, column, value) of every filled cell of a metrics.csv."""
+def csv_rows(path: Path) -> list[tuple]:
+    """Every row of a metrics.csv as (epoch, step, its filled cells), sorted: equal lists mean equal logs, duplicated
+    rows included."""
     if not path.is_file():
-        return set()
+        return []
     with open(path, newline="") as f:
-        return {(row["step"], k, v) for row in csv.DictReader(f) for k, v in row.items() if v and k != "step"}
+        return sorted((row["epoch"], int(row["step"]), tuple(sorted((k, v) for k, v in row.items() if v)))
+                      for row in csv.DictReader(f))
 
 
-def test_sigkilled_run_resumes_to_the_uninterrupted_metrics(tmp_path, capsys):
+def kill_past_a_checkpoint(proc: subprocess.Popen, run_root: Path, timeout: float = 120) -> tuple[Path, int, list]:
+    """SIGKILL the run once it has logged rows of an epoch after its last.ckpt's, before its final epoch.
+
+    The run is stopped (SIGSTOP) while the condition is checked, so that what is checked is what the kill leaves:
+    the checkpoint's epoch and the CSV rows. Returns the run folder, that epoch and the rows.
+    """
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+        found = list(run_root.glob("runs/*/checkpoints/last.ckpt"))
+        if not found:
+            continue
+        run_dir = found[0].parents[1]
+        proc.send_signal(signal.SIGSTOP)
+        epoch = checkpoint_epoch(run_dir / "checkpoints" / "last.ckpt")
+        rows = csv_rows(run_dir / "csv" / "metrics.csv")
+        if epoch < EPOCHS - 1 and any(int(row[0]) > epoch for row in rows):
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            return run_dir, epoch, rows
+        proc.send_signal(signal.SIGCONT)
+    raise AssertionError("the run ended before it could be killed past a checkpoint; make SLOW slower")
+
+
+def test_sigkilled_run_resumes_to_the_uninterrupted_metrics_and_log(tmp_path, capsys):
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
     proc = subprocess.Popen([sys.executable, "-m", "mmfuse", "train", "fusion=concat", f"paths.output_dir={tmp_path}", *SLOW],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    record = None
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        found = list(tmp_path.glob("runs/*/run.json"))
-        if found and (found[0].parent / "checkpoints" / "last.ckpt").is_file():
-            # run.json is replaced atomically: a read sees the old or the new record, never a torn one
-            if len(json.loads(found[0].read_text()).get("history") or []) >= 1:
-                record = found[0]
-                break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run ended before it could be killed; make SLOW slower"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    run_dir = record.parent
-    # the kill came mid-training: the resume has whole epochs left to train
-    assert checkpoint_epoch(run_dir / "checkpoints" / "last.ckpt") < EPOCHS - 1
-    killed = json.loads(record.read_text())
+    run_dir, epoch, logged_before = kill_past_a_checkpoint(proc, tmp_path)
+    # the kill came mid-training, after the checkpoint of `epoch` and rows of the epoch after it: the resume has
+    # whole epochs left to train and rows to log again
+    assert checkpoint_epoch(run_dir / "checkpoints" / "last.ckpt") == epoch < EPOCHS - 1
+    killed = json.loads((run_dir / "run.json").read_text())
     assert killed["status"] == "running" and killed["metrics"] == {}
-    logged_before = csv_values(run_dir / "csv" / "metrics.csv")
-    assert logged_before, "epoch 0's metrics were not in metrics.csv when the run was killed"
+    assert [row["epoch"] for row in killed["history"]] == list(range(epoch + 1))
 
     assert resume.main([f"resume={run_dir}"]) == 0
-    assert logged_before <= csv_values(run_dir / "csv" / "metrics.csv")  # the resumed run kept them
-    done = json.loads(record.read_text())
+    done = json.loads((run_dir / "run.json").read_text())
     assert done["status"] == "completed" and done["resumed"][0]["previous_status"] == "running"
     assert [row["epoch"] for row in done["history"]] == list(range(EPOCHS))
     assert len(list((tmp_path / "runs").iterdir())) == 1  # the same folder, no new run
-    # an uninterrupted run of the same config: every metric equal
+    resumed_log = csv_rows(run_dir / "csv" / "metrics.csv")
+    assert [row for row in logged_before if int(row[0]) <= epoch] == [row for row in resumed_log if int(row[0]) <= epoch]
+    # an uninterrupted run of the same config: every metric equal, and its metrics.csv row for row the same
     capsys.readouterr()
     assert reproduce.main([str(run_dir)]) == 0, capsys.readouterr().out
     assert "REPRODUCED (exact" in capsys.readouterr().out
+    (uninterrupted,) = tmp_path.glob("reproductions/*/csv/metrics.csv")
+    assert resumed_log == csv_rows(uninterrupted)  # no row twice, none missing
 
 
 def test_run_killed_after_its_final_checkpoint_resumes_with_every_metric(tmp_path, capsys):
@@ -78,11 +96,15 @@ def test_run_killed_after_its_final_checkpoint_resumes_with_every_metric(tmp_pat
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     (run_dir / "run.json").write_text(json.dumps({**complete, "status": "running", "metrics": {}, "pid": int(dead.stdout)}))
 
+    complete_log = csv_rows(run_dir / "csv" / "metrics.csv")
+    assert any(int(row[0]) == 2 for row in complete_log)  # the test row, logged after the final checkpoint (epoch 1)
+
     assert resume.main([f"resume={run_dir}"]) == 0
     done = json.loads((run_dir / "run.json").read_text())
     assert done["status"] == "completed"
     assert {k for k in complete["metrics"] if k.startswith(("train/", "val/"))} <= set(done["metrics"])
     assert done["metrics"] == complete["metrics"]
+    assert csv_rows(run_dir / "csv" / "metrics.csv") == complete_log  # tested again, its row logged once
 
 
 def test_resume_refuses_completed_live_and_checkpointless_runs(tmp_path, capsys):
