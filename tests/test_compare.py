@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, require, run_cli
 from mmfuse.reporting.stats import UNTESTABLE_PAIRED
 
 STRATEGIES, SEEDS = ("concat", "late"), (0, 1)
@@ -262,8 +262,8 @@ def test_wandb_group_is_read_from_a_training_runs_offline_wandb_run(tmp_path):
     assert sweep_group(runs.iloc[:1]) == ("recomputed", ["recomputed"])  # no offline run: recomputed
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
 def test_report_renders_in_a_headless_browser(compared, sweep, tmp_path):
+    require(shutil.which("chromium") is not None, "Debian's chromium (the headless browser that opens report.html)")
     page = (sweep / "comparison" / "report.html").resolve().as_uri()
     browser = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}"]
     shot = tmp_path / "report.png"
