@@ -26,6 +26,7 @@ from mmfuse.callbacks.divergence import Diverged, DivergenceGuard
 from mmfuse.callbacks.epoch_timer import EpochTimer
 from mmfuse.callbacks.history import RecordHistory, scalars
 from mmfuse.callbacks.resume_state import ResumeState
+from mmfuse.errors import root_cause
 from mmfuse.evaluation import robustness
 from mmfuse.evaluation.complexity import complexity
 from mmfuse.models.build import build_model, check_encoder_overrides, is_unimodal
@@ -33,6 +34,7 @@ from mmfuse.models.frozen import precompute_frozen_embeddings
 from mmfuse.models.metrics import MONITOR
 from mmfuse.tracking import startup, wandb_setup
 from mmfuse.tracking.record import RunRecord, git_state, package_versions, read_record
+from mmfuse.training_checks import check_targets
 
 log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -79,7 +81,7 @@ def _expect(cfg: DictConfig, key: str, kind: type | tuple, allowed: str, ok=lamb
 
 def validate_config(cfg: DictConfig) -> None:
     """Values that would only fail (or silently misbehave) deep inside training, named with their key."""
-    _expect(cfg, "seed", int, "an integer or null")
+    _expect(cfg, "seed", int, "an integer in [0, 4294967295] or null", lambda v: 0 <= v <= 2**32 - 1)  # numpy's range
     _expect(cfg, "threads", int, "an integer >= 1 or null", lambda v: v >= 1)
     _expect(cfg, "trainer.max_epochs", int, "an integer >= 1 (or -1 for no limit)", lambda v: v >= 1 or v == -1)
     _expect(cfg, "model.optimizer.lr", (int, float), "a number > 0", lambda v: v > 0)
@@ -87,6 +89,7 @@ def validate_config(cfg: DictConfig) -> None:
     _expect(cfg, "model.modality_dropout", (int, float), "a number in [0, 1)", lambda v: 0 <= v < 1)
     _expect(cfg, "trainer.gradient_clip_val", (int, float), "a number > 0 or null", lambda v: v > 0)
     _expect(cfg, "data.batch_size", int, "an integer >= 1", lambda v: v >= 1)
+    check_targets(cfg)
     check_start_checkpoint(cfg)
 
 
@@ -321,8 +324,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     except Exception as e:
         tb_file = run_dir / "error.txt"
         tb_file.write_text(traceback.format_exc())
-        record.data["error"] = {"type": type(e).__name__, "message": str(e).splitlines()[0] if str(e) else "",
-                                "traceback_file": str(tb_file)}
+        cause = root_cause(e)  # Hydra wraps a constructor's error: record what the user reads on the command line
+        record.data["error"] = {"type": type(cause).__name__, "traceback_file": str(tb_file),
+                                "message": str(cause).splitlines()[0] if str(cause) else ""}
         raise
     finally:
         ended = time.time()
