@@ -64,7 +64,11 @@ def cut_metrics_csv(path: Path, epoch: int, step: int) -> int:
     path = Path(path)
     if not path.is_file():
         return 0
-    header, *lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    with open(path, encoding="utf-8", newline="") as f:  # line ends as written (csv writes \r\n)
+        text = f.read()
+    if not text:
+        return 0
+    header, *lines = text.splitlines(keepends=True)
     columns = next(csv.reader([header]))
     kept = []
     for line in lines:
@@ -80,7 +84,8 @@ def cut_metrics_csv(path: Path, epoch: int, step: int) -> int:
             kept.append(line)
     if len(kept) < len(lines):
         tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(header + "".join(kept), encoding="utf-8")
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(header + "".join(kept))
         os.replace(tmp, path)
     return len(lines) - len(kept)
 
