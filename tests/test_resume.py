@@ -81,7 +81,8 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_metrics_and_log(tmp_path, ca
     assert [row["epoch"] for row in done["history"]] == list(range(EPOCHS))
     assert len(list((tmp_path / "runs").iterdir())) == 1  # the same folder, no new run
     resumed_log = csv_rows(run_dir / "csv" / "metrics.csv")
-    assert [row for row in logged_before if int(row[0]) <= epoch] == [row for row in resumed_log if int(row[0]) <= epoch]
+    kept = [row for row in resumed_log if int(row[0]) <= epoch]
+    assert [row for row in logged_before if int(row[0]) <= epoch] == kept
     # an uninterrupted run of the same config: every metric equal, and its metrics.csv row for row the same
     capsys.readouterr()
     assert reproduce.main([str(run_dir)]) == 0, capsys.readouterr().out
@@ -95,7 +96,8 @@ def as_killed_after_its_final_checkpoint(run_dir: Path) -> dict:
     metrics; returns the completed record."""
     complete = json.loads((run_dir / "run.json").read_text())
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    (run_dir / "run.json").write_text(json.dumps({**complete, "status": "running", "metrics": {}, "pid": int(dead.stdout)}))
+    killed = {**complete, "status": "running", "metrics": {}, "pid": int(dead.stdout)}
+    (run_dir / "run.json").write_text(json.dumps(killed))
     return complete
 
 

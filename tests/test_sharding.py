@@ -25,7 +25,7 @@ def test_training_shares_are_disjoint_and_together_the_single_process_batch(n, b
     kept = [batch for batch in single if len(batch) >= world]  # smaller batches would leave a process without a step
     for rank, (length, yielded) in enumerate(shares):
         assert length == len(yielded) == len(kept), (rank, length, yielded)
-        assert yielded == [batch[rank::world] for batch in kept]  # this rank's share of each batch, in the batch's order
+        assert yielded == [batch[rank::world] for batch in kept]  # this rank's share of each batch, in its order
     for step, batch in enumerate(kept):
         parts = [set(yielded[step]) for _, yielded in shares]
         assert set().union(*parts) == set(batch) and sum(map(len, parts)) == len(batch)  # disjoint, together the batch
