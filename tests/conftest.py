@@ -27,6 +27,35 @@ os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("MMFUSE_CHECK_RECORD", "1")  # every run.json written is checked against mmfuse/runs/schema.py
 
+# CI (CI=true, which .ci/run sets) installs everything the suite needs: there, a missing prerequisite is a broken
+# set-up that must fail the run, not a reason to test less
+IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def require(available: bool, what: str) -> None:
+    """Skip the test when `what` is not available on this machine; fail it under CI."""
+    if not available:
+        if IN_CI:
+            pytest.fail(f"{what} is missing under CI=true; .ci/run must provide it", pytrace=False)
+        pytest.skip(f"needs {what}")
+
+
+def require_module(name: str, what: str):
+    """The module `name` (importorskip, but a failure under CI)."""
+    try:
+        return __import__("importlib").import_module(name)
+    except ImportError:
+        require(False, what)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data with the MNIST test split and the FSDD recordings (README: real data for tests); session-scoped,
+    so that it is checked before any module fixture reads the files."""
+    require((SHARED_DATA / "mnist").is_dir() and (SHARED_DATA / "fsdd").is_dir(),
+            f"{SHARED_DATA} (MNIST test split and FSDD recordings)")
+    return SHARED_DATA
+
 
 def compose_config(overrides: list[str], run_dir: Path | None = None, tiny: bool = True, user_folders=()):
     """The train config as `mmfuse train` would compose it (`user_folders` searched first, as `--config-dir`),

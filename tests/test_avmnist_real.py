@@ -13,7 +13,7 @@ from conftest import SHARED_DATA
 from mmfuse.data.audio import read_wav
 from mmfuse.data.avmnist_real import AVMNISTRealDataModule, read_idx
 
-pytestmark = pytest.mark.skipif(not (SHARED_DATA / "mnist").is_dir(), reason="needs ../shared/data")
+pytestmark = pytest.mark.usefixtures("shared_data")  # skipped without ../shared/data, failed under CI
 MNIST, FSDD = SHARED_DATA / "mnist", SHARED_DATA / "fsdd"
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ROOT, run_cli
 from scipy import stats
 
+from conftest import ROOT, require, run_cli
 from mmfuse.reporting.stats import UNTESTABLE_PAIRED
 
 
@@ -269,8 +269,8 @@ def test_wandb_group_is_read_from_a_training_runs_offline_wandb_run(tmp_path):
     assert sweep_group(runs.iloc[:1]) == ("recomputed", ["recomputed"])  # no offline run: recomputed
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
 def test_report_renders_in_a_headless_browser(compared, sweep, tmp_path):
+    require(shutil.which("chromium") is not None, "Debian's chromium (the headless browser that opens report.html)")
     page = (sweep / "comparison" / "report.html").resolve().as_uri()
     browser = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}"]
     shot = tmp_path / "report.png"

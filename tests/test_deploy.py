@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED_DATA, compose_config, run_cli
 from omegaconf import OmegaConf
 
+from conftest import SHARED_DATA, compose_config, require_module, run_cli
 from mmfuse.deploy.artifact import ARTIFACT_JSON, EXAMPLE, ONNX, PROGRAM, Artifact
 from mmfuse.deploy.export import Exportable, export_run
 from mmfuse.deploy.predict import predict
@@ -24,8 +24,7 @@ from mmfuse.lifecycle.evaluate import load_model
 from mmfuse.lifecycle.snapshot import SNAPSHOT
 
 QUIET = ["callbacks=minimal", "logger=none", "trainer.enable_progress_bar=false", "evaluation.robustness=false"]
-needs_shared = pytest.mark.skipif(not (SHARED_DATA / "mnist").is_dir() or not (SHARED_DATA / "fsdd").is_dir(),
-                                  reason="needs ../shared/data (MNIST test split and FSDD recordings)")
+needs_shared = pytest.mark.usefixtures("shared_data")  # skipped without ../shared/data, failed under CI
 
 
 def trained_run(folder: Path, overrides: list[str], tiny: bool = True) -> Path:
@@ -105,7 +104,7 @@ def test_export_handles_absent_modalities_and_any_batch_size(synthetic_run, synt
 
 
 def test_onnx_export_is_checked_with_onnxruntime(synthetic_run, tmp_path):
-    pytest.importorskip("onnxscript", reason="ONNX export needs the [onnx] extra")
+    require_module("onnxscript", "onnxscript (ONNX export, the [onnx] extra)")
     folder = tmp_path / "onnx_artifact"
     result = export_run(synthetic_run, fmt="onnx", out=folder)
     assert (folder / ONNX).is_file() and not (folder / PROGRAM).exists()
@@ -245,6 +244,48 @@ def test_predict_from_a_manifest_run_uses_its_vocabulary_and_statistics(tmp_path
         for m in ("audio", "tabular"):
             assert (batch[m][i] - test.tensors[m][j]).abs().max() <= 1e-4, m
     assert artifact.meta["preprocessing"]["text"]["vocabulary"][:2] == ["<pad>", "<unk>"]
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_self_check_above_the_tolerance_writes_nothing(synthetic_run, monkeypatch, capsys):
+    """`mmfuse export` (in process: the same argv parsing and exit status) with an exported program that is off by
+    1e-3 from the checkpoint's model: refused with exit 1, and the run folder is byte for byte as it was."""
+    from mmfuse.cli.export import main
+    from mmfuse.deploy import export
+
+    class Perturbed(Artifact):
+        def __call__(self, inputs):
+            return super().__call__(inputs) + 1e-3
+
+    before = files_of(synthetic_run)
+    monkeypatch.setattr(export, "Artifact", Perturbed)
+    assert main([str(synthetic_run)]) == 1
+    err = capsys.readouterr().err
+    assert "self-check failed: max |exported - PyTorch| {'pt2': 0.001" in err
+    assert "exceeds --tolerance 0.0001; nothing was written" in err and len(err.strip().splitlines()) == 1
+    assert files_of(synthetic_run) == before  # no artifact, no temp folder left, run.json untouched
+
+
+def test_onnx_without_onnxruntime_is_refused_unless_no_check_says_so(synthetic_run, monkeypatch, tmp_path, capsys):
+    from mmfuse.cli.export import main
+
+    require_module("onnxscript", "onnxscript (ONNX export, the [onnx] extra)")
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as in an environment without onnxruntime
+    before = files_of(synthetic_run)
+    assert main([str(synthetic_run), "--format", "onnx", "--out", str(tmp_path / "refused")]) == 2
+    err = capsys.readouterr().err
+    assert "checks model.onnx against PyTorch with onnxruntime, which is not installed" in err and "--no-check" in err
+    assert not (tmp_path / "refused").exists() and files_of(synthetic_run) == before
+
+    assert main([str(synthetic_run), "--format", "onnx", "--out", str(tmp_path / "unchecked"), "--no-check"]) == 0
+    assert "model.onnx: NOT CHECKED (--no-check: written without running it in onnxruntime)" in capsys.readouterr().out
+    meta = json.loads((tmp_path / "unchecked" / ARTIFACT_JSON).read_text())
+    assert meta["checks"]["onnx"] == {"file": ONNX, "checked": False,
+                                      "reason": "--no-check: written without running it in onnxruntime"}
+    assert (tmp_path / "unchecked" / ONNX).is_file()
 
 
 # --- bad input --------------------------------------------------------------------------

@@ -1,11 +1,13 @@
 """Pretrained encoders: offline weights only, clear errors, frozen embeddings computed once."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from conftest import require_module
 from mmfuse.data.spec import ModalitySpec
 from mmfuse.encoders.pretrained import HFTextEncoder, ResNet18Encoder
 from mmfuse.models.frozen import SUFFIX
@@ -57,15 +59,20 @@ def test_frozen_encoder_embeddings_are_computed_once_and_used(cfg_factory, monke
     assert sum(calls) == 200
 
 
-def test_hf_encoder_needs_the_matching_tokenizer_and_a_local_model(tmp_path):
+def test_hf_encoder_names_the_missing_model_folder_and_the_missing_extra(tmp_path, monkeypatch):
     spec = ModalitySpec("text", (16,), dtype="int64", vocab_size=64, has_mask=True)
-    with pytest.raises((FileNotFoundError, ImportError), match="model_dir|hf"):
-        HFTextEncoder(spec, model_dir=str(tmp_path / "no_model"))
+    require_module("transformers", "transformers (the [hf] extra)")
+    missing = tmp_path / "no_model"
+    with pytest.raises(FileNotFoundError, match=f"encoder.text.model_dir={missing}: no Hugging Face model there"):
+        HFTextEncoder(spec, model_dir=str(missing))
+    monkeypatch.setitem(sys.modules, "transformers", None)  # as in an environment without the [hf] extra
+    with pytest.raises(ImportError, match=r"encoder/text=hf needs the optional \[hf\] extra"):
+        HFTextEncoder(spec, model_dir=str(missing))
 
 
 def tiny_hf_model(folder: Path) -> Path:
     """A 2-layer BERT with a 40-token WordPiece vocabulary, saved like a Hugging Face model directory."""
-    transformers = pytest.importorskip("transformers", reason="the optional [hf] extra")
+    transformers = require_module("transformers", "transformers (the [hf] extra)")
     words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"the a cat dog sat ran on mat fast slow red blue".split()]
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.txt").write_text("\n".join(words) + "\n")

@@ -44,7 +44,9 @@ def test_noise_hurts_and_auc_is_recorded(runs):
     rob = runs["concat"]["robustness"]
     assert set(rob["noise"]) == {"image", "tabular"} and set(rob["noise"]["image"]) == {"gaussian", "occlusion"}
     assert set(rob["noise"]["tabular"]) == {"gaussian", "dropout"}
-    assert 0 < rob["auc"]["image"]["gaussian"] <= 1
+    for m, per_corruption in rob["noise"].items():  # the area under each curve: trapezoids over severities 0, .5, 1
+        for corruption, (c0, c1, c2) in per_corruption.items():
+            assert rob["auc"][m][corruption] == pytest.approx(0.5 * (c0 + c1) / 2 + 0.5 * (c1 + c2) / 2, abs=1e-12)
     alone = runs["unimodal_tabular"]["robustness"]  # no other modality to fall back on
     assert alone["noise"]["tabular"]["dropout"][-1] < alone["clean"] and alone["noise"]["tabular"]["gaussian"][-1] < alone["clean"]
 
@@ -82,9 +84,17 @@ def test_bad_robustness_settings_fail_before_training(cfg_factory, overrides, ma
 
 
 def test_auto_skips_robustness_on_a_one_modality_data_set(cfg_factory):
-    record = train(cfg_factory("logger=none", "data.modalities=[image]", "data.interaction=redundant", "fusion=unimodal_image",
-                               "data.n_samples=200", "trainer.max_epochs=1"))
-    assert record["status"] == "completed" and "robustness" not in record and record["complexity"]["flops_per_sample"] > 0
+    from mmfuse.models.build import build_model
+    from test_complexity import formula_flops
+
+    cfg = cfg_factory("logger=none", "data.modalities=[image]", "data.interaction=redundant", "fusion=unimodal_image",
+                      "data.n_samples=200", "trainer.max_epochs=1")
+    record = train(cfg)
+    assert record["status"] == "completed" and "robustness" not in record
+    dm = instantiate(cfg.data)
+    dm.setup("fit")  # the rest of the record (cost) is still measured
+    batch = next(iter(dm.test_dataloader()))
+    assert record["complexity"]["flops_per_sample"] == formula_flops(build_model(cfg, dm), batch)
 
 
 def test_max_samples_caps_the_test_samples_and_an_older_config_keeps_its_silent_cap(cfg_factory):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -43,6 +44,33 @@ def test_optuna_search_runs_three_trials_and_survives_a_failing_one(tmp_path):
     assert result["best_params"]["model.modality_dropout"] == best["config"]["model"]["modality_dropout"]
 
 
+def test_the_shipped_tpe_search_runs_its_seeded_trials(tmp_path):
+    """hparams_search=fusion_optuna as shipped (TPE, seed 0), cut to two trials: each trial runs the parameters
+    Optuna's seeded TPE sampler draws for the shipped search space (computed here with Optuna itself), and the
+    search reports the better trial."""
+    import optuna
+    from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
+
+    done = run_cli("train", "hparams_search=fusion_optuna", "hydra.sweeper.n_trials=2", f"paths.output_dir={tmp_path}",
+                   *TINY)
+    assert done.returncode == 0, done.stderr[-3000:]
+    shipped = yaml.safe_load((CONF / "hparams_search" / "fusion_optuna.yaml").read_text())["hydra"]["sweeper"]
+    space, _ = create_params_from_overrides([f"{k}={v}" for k, v in shipped["params"].items()])
+    sampler = optuna.samplers.TPESampler(seed=shipped["sampler"]["seed"],
+                                         n_startup_trials=shipped["sampler"]["n_startup_trials"])
+    study = optuna.create_study(sampler=sampler, direction=shipped["direction"])
+    expected = [study.ask(fixed_distributions=space).params for _ in range(2)]
+    runs = records(tmp_path)
+    assert [r["status"] for r in runs] == ["completed", "completed"]
+    seen = [{"fusion": r["choices"]["fusion"], "model.optimizer.lr": r["config"]["model"]["optimizer"]["lr"],
+             "model.modality_dropout": r["config"]["model"]["modality_dropout"]} for r in runs]
+    assert seen == expected
+    result = yaml.safe_load(next(tmp_path.glob("sweeps/*/optimization_results.yaml")).read_text())
+    best = max(runs, key=lambda r: r["metrics"]["val/acc_best"])
+    assert result["best_value"] == best["metrics"]["val/acc_best"]
+    assert result["best_params"]["fusion"] == best["choices"]["fusion"]
+
+
 def test_submitit_local_launcher_runs_each_job_in_its_own_process(tmp_path):
     done = run_cli("train", "-m", "hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=1", "fusion=concat,late",
                    f"paths.output_dir={tmp_path}", *TINY)
@@ -68,10 +96,16 @@ def test_ddp_cpu_on_two_processes_matches_one_process_and_writes_once(tmp_path):
 
     Each DDP process takes half of every batch, so with gradients averaged the two
     runs follow the same trajectory: their metrics agree to float precision. The
+    metrics alone would also agree if every process trained on the whole batch, so
+    each process writes down the samples it stepped on (tests/seen_samples.py), and
+    those must be its half of the single process's batch at every step. The
     sweep is not re-launched in the DDP children (exactly two job folders).
     """
+    seen = ["+callbacks.seen._target_=seen_samples.SeenSamples"]
+    python_path = os.pathsep.join(p for p in (str(Path(__file__).parent), os.environ.get("PYTHONPATH")) if p)
     done = run_cli("train", "-m", "trainer=ddp_cpu,default", "threads=1", "data.modalities=[text,tabular]",
-                   "model.head.dropout=0", f"paths.output_dir={tmp_path}", *TINY, "trainer.max_epochs=2")
+                   "model.head.dropout=0", f"paths.output_dir={tmp_path}", *TINY, "trainer.max_epochs=2", *seen,
+                   env={"PYTHONPATH": python_path})
     assert done.returncode == 0, done.stderr[-3000:]
     sweeps = list((tmp_path / "sweeps").iterdir())
     assert len(sweeps) == 1 and len(list(sweeps[0].glob("*/run.json"))) == 2
@@ -84,3 +118,13 @@ def test_ddp_cpu_on_two_processes_matches_one_process_and_writes_once(tmp_path):
     assert ckpts == ["best.ckpt", "last.ckpt"]
     for metric in ("test/acc", "test/f1", "test/loss", "val/acc_best", "train/loss_epoch"):
         assert abs(ddp["metrics"][metric] - single["metrics"][metric]) <= 1e-4, metric
+
+    def steps(run: dict, rank: int) -> list[list[float]]:
+        return json.loads((Path(run["run_dir"]) / f"seen_rank{rank}.json").read_text())
+
+    batches, ranks = steps(single, 0), [steps(ddp, 0), steps(ddp, 1)]
+    samples = [s for batch in batches for s in batch]
+    assert len(samples) == 2 * len(set(samples)) == 2 * single["data"]["sizes"]["train"]  # 2 epochs, told apart
+    assert len(ranks[0]) == len(ranks[1]) == len(batches)  # both processes step as often as one
+    for rank, shares in enumerate(ranks):
+        assert shares == [batch[rank::2] for batch in batches], rank  # its half of each batch, nothing else

@@ -10,8 +10,11 @@ multilabel task; raw values for a regression).
 Before anything is kept, the saved program is loaded back and run on test
 batches (all test samples up to --check-samples, and a single sample); the
 largest absolute difference from the checkpoint's PyTorch model must stay
-within --tolerance, or nothing is written. The folder is filled under a
-temporary name and renamed at the end.
+within --tolerance, or nothing is written. model.onnx is checked the same
+way in onnxruntime; without onnxruntime, --format onnx|both is refused unless
+--no-check says to write model.onnx unchecked (the artifact and the printed
+result then say "NOT CHECKED"). The folder is filled under a temporary name
+and renamed at the end.
 Exit status: 0 exported, 2 bad input, 1 the self-check failed.
 """
 from __future__ import annotations
@@ -31,6 +34,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="artifact folder (default: <run>/export/<timestamp>/); must not exist")
     parser.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed |exported - PyTorch| (default 1e-4)")
     parser.add_argument("--check-samples", type=int, default=64, help="test samples the self-check runs (default 64)")
+    parser.add_argument("--no-check", action="store_true",
+                        help="write model.onnx without checking it in onnxruntime (the .pt2 program is always checked)")
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="load the checkpoint with weights_only=False (runs pickled code: only for checkpoints you trust)")
     return parser.parse_args(argv)
@@ -41,7 +46,7 @@ def main(argv: list[str]) -> int:
 
     def work() -> int:
         print_result(export_run(Path(args.run_dir), args.ckpt, args.format, args.out, args.trust_checkpoint,
-                                args.tolerance, args.check_samples))
+                                args.tolerance, args.check_samples, onnx_check=not args.no_check))
         return 0
 
     return run_command(PROG, work)

@@ -46,14 +46,21 @@ class ShardedBatchSampler:
     def __init__(self, batches: BatchSampler, rank: int, world: int, train: bool):
         self.batches, self.rank, self.world, self.train = batches, rank, world, train
 
+    def _keeps(self, size: int) -> bool:
+        """Whether a batch of `size` samples gives this process a share (the one rule __iter__ and __len__ follow)."""
+        return size > self.rank and (not self.train or size >= self.world)
+
     def __iter__(self):
         for batch in self.batches:
-            share = batch[self.rank::self.world]
-            if share and (not self.train or len(batch) >= self.world):
-                yield share
+            if self._keeps(len(batch)):
+                yield batch[self.rank::self.world]
 
     def __len__(self) -> int:
-        return len(self.batches)
+        """The shares __iter__ yields, counted from the batch sizes without drawing a batch (drawing would advance the
+        shuffling generator): the full batches, then the last, smaller one unless drop_last."""
+        full, rest = divmod(len(self.batches.sampler), self.batches.batch_size)
+        last = rest if rest and not self.batches.drop_last else 0
+        return full * self._keeps(self.batches.batch_size) + (self._keeps(last) if last else 0)
 
 
 def batch_loader(

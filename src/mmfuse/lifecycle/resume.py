@@ -10,10 +10,14 @@ Lightning restores weights, optimizer, LR schedule and callbacks from the
 checkpoint; `mmfuse.callbacks.resume_state.ResumeState` adds what Lightning
 leaves out (the global torch RNG, the training sampler's shuffling
 generator) and the module keeps its best-so-far metric in its checkpoints.
+Its run.json history and its CSV logs are cut back to the checkpoint first, so
+that what the killed run logged after it is logged once, by the resumed run.
 Exit status: 0 resumed and completed, 1 a resumed run failed, 2 bad input.
 """
 from __future__ import annotations
 
+import csv
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -33,13 +37,75 @@ from mmfuse.runs.folder import RECORD, RunFolder, pid_alive
 PROG = "mmfuse train resume"
 
 
-def checkpoint_epoch(path: Path) -> int:
+def checkpoint_position(path: Path) -> tuple[int, int]:
+    """(epoch, step) of a Lightning checkpoint: the step is the one its loggers stamp on rows (batches that stepped)."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        return int(ckpt["epoch"])
+        loop = (ckpt.get("loops") or {}).get("fit_loop", {}).get("epoch_loop.state_dict", {})
+        return int(ckpt["epoch"]), int(loop.get("_batches_that_stepped", ckpt["global_step"]))
     except Exception as e:  # noqa: BLE001 - truncated file, not a checkpoint, missing key: one message
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise UserError(f"{path}: cannot resume from this checkpoint (corrupt or not a Lightning checkpoint): {first}") from None
+
+
+def checkpoint_epoch(path: Path) -> int:
+    return checkpoint_position(path)[0]
+
+
+def cut_metrics_csv(path: Path, epoch: int, step: int) -> int:
+    """Cut a CSV log back to what the checkpoint holds; returns the rows dropped.
+
+    The killed run went on logging after its last checkpoint (steps of the next epoch, or the test rows after the
+    final epoch); the resumed run logs those again from the checkpoint on, so they would appear twice. Kept: rows of
+    an epoch up to the checkpoint's (rows without an epoch, e.g. the learning rate: steps before the checkpoint's).
+    A last line the kill cut short (no line end, or too few cells) is dropped too. The kept lines are not rewritten,
+    so their numbers stay exactly as they were logged.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    with open(path, encoding="utf-8", newline="") as f:  # line ends as written (csv writes \r\n)
+        text = f.read()
+    if not text:
+        return 0
+    header, *lines = text.splitlines(keepends=True)
+    columns = next(csv.reader([header]))
+    kept = []
+    for line in lines:
+        cells = next(csv.reader([line]), [])
+        if not line.endswith("\n") or len(cells) != len(columns):
+            continue
+        row = dict(zip(columns, cells))
+        if row.get("epoch"):
+            keep = int(float(row["epoch"])) <= epoch
+        else:
+            keep = int(float(row["step"])) < step
+        if keep:
+            kept.append(line)
+    if len(kept) < len(lines):
+        tmp = path.with_name(f".{path.name}.tmp")
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(header + "".join(kept))
+        os.replace(tmp, path)
+    return len(lines) - len(kept)
+
+
+def csv_logs(cfg) -> list[Path]:
+    """The metrics.csv of every CSVLogger in the run's config."""
+    from hydra.utils import get_class
+    from omegaconf import OmegaConf
+    from pytorch_lightning.loggers import CSVLogger
+    from pytorch_lightning.loggers.csv_logs import ExperimentWriter
+
+    paths = []
+    for lg_cfg in (cfg.get("logger") or {}).values():
+        if lg_cfg is None or "_target_" not in lg_cfg:
+            continue
+        kwargs = OmegaConf.to_container(lg_cfg, resolve=True)
+        cls = get_class(kwargs.pop("_target_"))
+        if issubclass(cls, CSVLogger):
+            paths.append(Path(cls(**kwargs).log_dir) / ExperimentWriter.NAME_METRICS_FILE)
+    return paths
 
 
 def check_resumable(run_dir: Path) -> tuple[dict[str, Any], Path]:
@@ -75,6 +141,9 @@ def resume_one(run_dir: Path, overrides: list[str], train: Callable[[Any], dict]
     cfg, record = prepare(run_dir, overrides)
     with RunFolder(run_dir).editing() as current:
         current["history"] = record["history"]
+    epoch, step = checkpoint_position(RunFolder(run_dir).last_ckpt)
+    for path in csv_logs(cfg):
+        cut_metrics_csv(path, epoch, step)
     clear_hydra()
     try:
         train(cfg)

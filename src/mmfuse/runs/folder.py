@@ -161,6 +161,20 @@ class RunFolder:
         finally:
             self.release()
 
+    def writer(self) -> int | None:
+        """The pid of a live process holding this folder's lock (0 if unknown), or None when it is free."""
+        if not (self.run_dir / LOCK).exists():
+            return None
+        try:
+            self._take_lock(timeout=0)
+        except RuntimeError:
+            try:
+                return int((self.run_dir / LOCK).read_text().strip() or 0)
+            except (OSError, ValueError):
+                return 0
+        self.release()
+        return None
+
     def _take_lock(self, timeout: float) -> None:
         lock = self.run_dir / LOCK
         try:

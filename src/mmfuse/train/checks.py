@@ -6,6 +6,8 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from mmfuse.training_checks import check_targets
+
 
 def _expect(cfg: DictConfig, key: str, kind: type | tuple, allowed: str, ok=lambda v: True, nullable: bool = True) -> None:
     value = OmegaConf.select(cfg, key)
@@ -17,7 +19,7 @@ def _expect(cfg: DictConfig, key: str, kind: type | tuple, allowed: str, ok=lamb
 
 def validate_config(cfg: DictConfig) -> None:
     """Values that would only fail (or silently misbehave) deep inside training, named with their key."""
-    _expect(cfg, "seed", int, "an integer or null")
+    _expect(cfg, "seed", int, "an integer in [0, 4294967295] or null", lambda v: 0 <= v <= 2**32 - 1)  # numpy's range
     _expect(cfg, "threads", int, "an integer >= 1 or null", lambda v: v >= 1)
     _expect(cfg, "trainer.max_epochs", int, "an integer >= 1 (or -1 for no limit)", lambda v: v >= 1 or v == -1)
     _expect(cfg, "model.optimizer.lr", (int, float), "a number > 0", lambda v: v > 0)
@@ -25,6 +27,7 @@ def validate_config(cfg: DictConfig) -> None:
     _expect(cfg, "model.modality_dropout", (int, float), "a number in [0, 1)", lambda v: 0 <= v < 1)
     _expect(cfg, "trainer.gradient_clip_val", (int, float), "a number > 0 or null", lambda v: v > 0)
     _expect(cfg, "data.batch_size", int, "an integer >= 1", lambda v: v >= 1)
+    check_targets(cfg)
     check_start_checkpoint(cfg)
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from mmfuse.callbacks.divergence import Diverged
+from mmfuse.errors import root_cause
 from mmfuse.plugins import plugin_sources
 from mmfuse.runs.folder import RunFolder
 from mmfuse.runs.provenance import git_state, package_versions
@@ -83,9 +84,9 @@ class RunLife:
             self.status = "interrupted"
         elif isinstance(error, Exception):
             self.folder.error_txt.write_text("".join(traceback.format_exception(kind, error, tb)))
-            self.record["error"] = {"type": type(error).__name__,
-                                    "message": str(error).splitlines()[0] if str(error) else "",
-                                    "traceback_file": str(self.folder.error_txt)}
+            cause = root_cause(error)  # Hydra wraps a constructor's error: record what the command line says
+            self.record["error"] = {"type": type(cause).__name__, "traceback_file": str(self.folder.error_txt),
+                                    "message": str(cause).splitlines()[0] if str(cause) else ""}
         ended = time.time()
         timing = {**self.record.get("timing", {}), **self.timing, "ended": dt.datetime.now().isoformat(timespec="seconds"),
                   "ended_at": ended, "wall_seconds": round(ended - self.started, 3)}
