@@ -60,7 +60,6 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from conftest import SHARED_DATA, compose_config  # noqa: E402
-
 from mmfuse.data.avmnist_files import write_avmnist_files  # noqa: E402
 
 FUSIONS = ("concat", "lowrank", "tensor")
@@ -105,7 +104,10 @@ def load_split(folder: Path, split: str) -> tuple[torch.Tensor, torch.Tensor, to
         return torch.from_numpy(np.load(path).astype(np.float32) / 255).view(-1, 1, side, side)
 
     labels = torch.from_numpy(np.load(folder / f"{split}_labels.npy").astype(np.int64))
-    image, audio = scaled(folder / "image" / f"{split}_data.npy", 28), scaled(folder / "audio" / f"{split}_data.npy", 112)
+    image, audio = (
+        scaled(folder / "image" / f"{split}_data.npy", 28),
+        scaled(folder / "audio" / f"{split}_data.npy", 112),
+    )
     return image, audio, labels
 
 
@@ -113,8 +115,10 @@ def load_split(folder: Path, split: str) -> tuple[torch.Tensor, torch.Tensor, to
 def accuracy(model: nn.Module, data: tuple[torch.Tensor, ...], batch: int = 512) -> float:
     model.eval()
     image, audio, label = data
-    correct = sum(int((model(image[i:i + batch], audio[i:i + batch]).argmax(1) == label[i:i + batch]).sum())
-                  for i in range(0, len(label), batch))
+    correct = sum(
+        int((model(image[i : i + batch], audio[i : i + batch]).argmax(1) == label[i : i + batch]).sum())
+        for i in range(0, len(label), batch)
+    )
     return correct / len(label)
 
 
@@ -145,15 +149,28 @@ def run_baseline(folder: Path, val_size: int, epochs: int, seed: int) -> dict[st
 
 
 # --- mmfuse: the defaults of `mmfuse train data=avmnist` ---------------------------------------------
-def run_mmfuse(folder: Path, val_size: int, fusion: str, epochs: int, seed: int, threads: int, out: Path,
-               overrides: list[str] = ()) -> dict[str, float]:
+def run_mmfuse(
+    folder: Path, val_size: int, fusion: str, epochs: int, seed: int, threads: int, out: Path, overrides: list[str] = ()
+) -> dict[str, float]:
     from mmfuse.train import train
 
-    cfg = compose_config([
-        "data=avmnist", f"data.data_dir={folder}", f"data.val_size={val_size}", f"fusion={fusion}", f"seed={seed}",
-        f"trainer.max_epochs={epochs}", f"threads={threads}", "logger=none", "evaluation.robustness=false",
-        "trainer.enable_progress_bar=false", *overrides,
-    ], Path(tempfile.mkdtemp(prefix=f"{folder.name}-{fusion}-s{seed}-", dir=out)) / "run", tiny=False)
+    cfg = compose_config(
+        [
+            "data=avmnist",
+            f"data.data_dir={folder}",
+            f"data.val_size={val_size}",
+            f"fusion={fusion}",
+            f"seed={seed}",
+            f"trainer.max_epochs={epochs}",
+            f"threads={threads}",
+            "logger=none",
+            "evaluation.robustness=false",
+            "trainer.enable_progress_bar=false",
+            *overrides,
+        ],
+        Path(tempfile.mkdtemp(prefix=f"{folder.name}-{fusion}-s{seed}-", dir=out)) / "run",
+        tiny=False,
+    )
     with contextlib.redirect_stdout(io.StringIO()):  # the test table; the figures are printed below
         record = train(cfg)
     torch.set_num_threads(threads)  # as the baseline's, whatever the run left
@@ -173,18 +190,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1, each a run of every side")
     parser.add_argument("--variants", default="clean,hard", help="comma-separated: clean, hard")
-    parser.add_argument("--train-size", type=int, default=2000,
-                        help="training samples (the validation ones come on top)")
+    parser.add_argument(
+        "--train-size", type=int, default=2000, help="training samples (the validation ones come on top)"
+    )
     parser.add_argument("--val-size", type=int, default=500)
     parser.add_argument("--test-size", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--fusions", default=",".join(FUSIONS), help="mmfuse fusion strategies to train (concat first)")
     parser.add_argument("--data-dir", type=Path, default=SHARED_DATA, help="folder holding mnist/ and fsdd/")
-    parser.add_argument("--overrides", nargs="*", default=[],
-                        help="extra key=value overrides of the mmfuse runs, for experiments "
-                             "(the targets hold for the defaults)")
-    parser.add_argument("--files", type=Path, default=None,
-                        help="keep the generated files in this folder (reused when present) instead of a temporary one")
+    parser.add_argument(
+        "--overrides",
+        nargs="*",
+        default=[],
+        help="extra key=value overrides of the mmfuse runs, for experiments (the targets hold for the defaults)",
+    )
+    parser.add_argument(
+        "--files",
+        type=Path,
+        default=None,
+        help="keep the generated files in this folder (reused when present) instead of a temporary one",
+    )
     args = parser.parse_args(argv)
     variants = [v for v in args.variants.split(",") if v]
     fusions = [f for f in args.fusions.split(",") if f]
@@ -196,23 +221,35 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("pytorch_lightning", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
-    print(f"AV-MNIST layout from {args.data_dir}: {args.train_size} train + {args.val_size} val + "
-          f"{args.test_size} test, {args.epochs} epochs, {args.seeds} seeds, {args.threads} threads", flush=True)
+    print(
+        f"AV-MNIST layout from {args.data_dir}: {args.train_size} train + {args.val_size} val + "
+        f"{args.test_size} test, {args.epochs} epochs, {args.seeds} seeds, {args.threads} threads",
+        flush=True,
+    )
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for variant in variants:
             folder = (args.files or tmp) / f"{variant}-{args.train_size}-{args.val_size}-{args.test_size}"
             if not (folder / "test_labels.npy").is_file():
-                write_avmnist_files(folder, args.data_dir / "mnist", args.data_dir / "fsdd", hard=variant == "hard",
-                                    n_train=args.train_size + args.val_size, n_test=args.test_size)
+                write_avmnist_files(
+                    folder,
+                    args.data_dir / "mnist",
+                    args.data_dir / "fsdd",
+                    hard=variant == "hard",
+                    n_train=args.train_size + args.val_size,
+                    n_test=args.test_size,
+                )
             results: dict[str, list[dict[str, float]]] = {"baseline": [], **{f: [] for f in fusions}}
             (tmp / "runs").mkdir(exist_ok=True)
             for seed in range(args.seeds):
                 results["baseline"].append(run_baseline(folder, args.val_size, args.epochs, seed))
                 for fusion in fusions:
-                    results[fusion].append(run_mmfuse(folder, args.val_size, fusion, args.epochs, seed, args.threads,
-                                                      tmp / "runs", args.overrides))
+                    results[fusion].append(
+                        run_mmfuse(
+                            folder, args.val_size, fusion, args.epochs, seed, args.threads, tmp / "runs", args.overrides
+                        )
+                    )
             acc = {k: [r["acc"] for r in v] for k, v in results.items()}
             speed = {k: statistics.median(r["s_per_epoch"] for r in v) for k, v in results.items()}
             print(f"\n[{variant}]  test accuracy (mean ± std over {args.seeds} seeds)   s/epoch (median)")
@@ -221,13 +258,21 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {label:38s} {mean_std(acc[name]):>17s}   {speed[name]:7.2f}")
             mean = {k: statistics.mean(v) for k, v in acc.items()}
             ratio = speed["concat"] / speed["baseline"]
-            checks = [(mean["concat"] >= mean["baseline"],
-                       f"concat accuracy {mean['concat']:.4f} >= baseline {mean['baseline']:.4f}"),
-                      (ratio <= SPEED_TARGET, f"concat s/epoch = {ratio:.2f}x baseline (target <= {SPEED_TARGET}x)")]
-            checks += [(abs(mean[f] - mean["concat"]) <= FUSION_SPREAD,
-                        f"{f} accuracy {mean[f]:.4f} within {FUSION_SPREAD:.2f} of concat {mean['concat']:.4f} "
-                        f"({mean[f] - mean['concat']:+.4f})")
-                       for f in fusions[1:]]
+            checks = [
+                (
+                    mean["concat"] >= mean["baseline"],
+                    f"concat accuracy {mean['concat']:.4f} >= baseline {mean['baseline']:.4f}",
+                ),
+                (ratio <= SPEED_TARGET, f"concat s/epoch = {ratio:.2f}x baseline (target <= {SPEED_TARGET}x)"),
+            ]
+            checks += [
+                (
+                    abs(mean[f] - mean["concat"]) <= FUSION_SPREAD,
+                    f"{f} accuracy {mean[f]:.4f} within {FUSION_SPREAD:.2f} of concat {mean['concat']:.4f} "
+                    f"({mean[f] - mean['concat']:+.4f})",
+                )
+                for f in fusions[1:]
+            ]
             for good, line in checks:
                 print(f"  {verdict(good):4s} {line}")
                 ok &= good

@@ -17,9 +17,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from conftest import SHARED_DATA, compose_config  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 
+from conftest import SHARED_DATA, compose_config  # noqa: E402
 from mmfuse.models.build import build_model  # noqa: E402
 
 
@@ -71,5 +71,7 @@ if __name__ == "__main__":
         measure("synthetic (image+tabular, late)", ["fusion=late", "data.modalities=[image,tabular]"]),
     ]
     if (SHARED_DATA / "mnist").is_dir():
-        ratios.append(measure("avmnist_real (concat)", ["data=avmnist_real", f"paths.data_dir={SHARED_DATA}", "fusion=concat"]))
+        ratios.append(
+            measure("avmnist_real (concat)", ["data=avmnist_real", f"paths.data_dir={SHARED_DATA}", "fusion=concat"])
+        )
     sys.exit(0 if min(ratios) >= 10 else 1)

@@ -1,4 +1,5 @@
-"""Framework overhead: an epoch through `mmfuse train` vs a plain PyTorch loop, interleaved batch by batch in one process.
+"""Framework overhead: an epoch through `mmfuse train` vs a plain PyTorch loop, interleaved batch by batch in one
+process.
 
 Both train the same model (built by mmfuse.models.build from the same config)
 on the same in-memory data (each side iterates its own copy of the data
@@ -31,6 +32,7 @@ ratio <= 1.05 on each data set.
 
     python benchmarks/bench_overhead.py [--epochs 6] [--rounds 2] [--threads 1] [--json out.json] [--overrides k=v ...]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -61,12 +63,25 @@ _PAIRING: dict = {}  # the interleaving callback of the run in progress (the cal
 
 
 def config(case: str, epochs: int, threads: int, folder: Path, overrides: list[str] = ()):
-    return compose_config([*CASES[case], f"trainer.max_epochs={epochs}", f"threads={threads}", "seed=0",
-                           "evaluation.robustness=false", "fusion=concat", "test=false", *overrides], folder, tiny=False)
+    return compose_config(
+        [
+            *CASES[case],
+            f"trainer.max_epochs={epochs}",
+            f"threads={threads}",
+            "seed=0",
+            "evaluation.robustness=false",
+            "fusion=concat",
+            "test=false",
+            *overrides,
+        ],
+        folder,
+        tiny=False,
+    )
 
 
 class PlainLoop:
-    """The hand-written loop, a batch at a time: forward, loss, backward, clip, step, schedule; validation with accuracy."""
+    """The hand-written loop, a batch at a time: forward, loss, backward, clip, step, schedule; validation with
+    accuracy."""
 
     def __init__(self, cfg, datamodule, epochs: int):
         from mmfuse.models.build import build_model
@@ -78,8 +93,12 @@ class PlainLoop:
         self.train_loader, self.val_loader = datamodule.train_dataloader(), datamodule.val_dataloader()
         opt = cfg.model.optimizer
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=opt.lr, weight_decay=opt.weight_decay)
-        self.sched = warmup_cosine(self.opt, epochs * len(self.train_loader), cfg.model.scheduler.warmup_fraction,
-                                   cfg.model.scheduler.min_lr_ratio)
+        self.sched = warmup_cosine(
+            self.opt,
+            epochs * len(self.train_loader),
+            cfg.model.scheduler.warmup_fraction,
+            cfg.model.scheduler.min_lr_ratio,
+        )
         self.correct = self.total = 0
 
     def train_step(self, first: bool) -> None:
@@ -228,9 +247,17 @@ def measure(case: str, epochs: int, rounds: int, threads: int, overrides: list[s
             gaps, steps = map(sum, zip(*t.mmfuse_steps[epoch]))
             steps_ratios.append((gaps / steps) / statistics.mean(t.plain_steps[epoch]))
     ratios = [m / p for p, m in zip(plain, mmfuse)]
-    return {"case": case, "plain_s": statistics.median(plain), "mmfuse_s": statistics.median(mmfuse),
-            "ratio": statistics.median(ratios), "ratios": ratios, "plain": plain, "mmfuse": mmfuse,
-            "steps_ratio": statistics.median(steps_ratios), "steps_ratios": steps_ratios}
+    return {
+        "case": case,
+        "plain_s": statistics.median(plain),
+        "mmfuse_s": statistics.median(mmfuse),
+        "ratio": statistics.median(ratios),
+        "ratios": ratios,
+        "plain": plain,
+        "mmfuse": mmfuse,
+        "steps_ratio": statistics.median(steps_ratios),
+        "steps_ratios": steps_ratios,
+    }
 
 
 def main() -> int:
@@ -240,8 +267,12 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--overrides", nargs="*", default=[],
-                        help="config overrides for the mmfuse side, to see what a part costs (e.g. logger=csv)")
+    parser.add_argument(
+        "--overrides",
+        nargs="*",
+        default=[],
+        help="config overrides for the mmfuse side, to see what a part costs (e.g. logger=csv)",
+    )
     args = parser.parse_args()
     import logging
     import warnings
@@ -253,17 +284,24 @@ def main() -> int:
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore")
     results = []
-    print(f"epoch time in seconds, medians over epochs 2..{args.epochs} of {args.rounds} runs; plain-loop and mmfuse "
-          f"batches interleaved one by one, each side first in turn (P M M P ...); {args.threads} thread(s)")
-    print(f"{'data set':<14} {'plain loop':>10} {'mmfuse':>8} {'ratio':>7} {'ratio range':>13} {'steps only':>10}  "
-          "target <= 1.05")
+    print(
+        f"epoch time in seconds, medians over epochs 2..{args.epochs} of {args.rounds} runs; plain-loop and mmfuse "
+        f"batches interleaved one by one, each side first in turn (P M M P ...); {args.threads} thread(s)"
+    )
+    print(
+        f"{'data set':<14} {'plain loop':>10} {'mmfuse':>8} {'ratio':>7} {'ratio range':>13} {'steps only':>10}  "
+        "target <= 1.05"
+    )
     for case in args.cases:
         res = measure(case, args.epochs, args.rounds, args.threads, args.overrides)
         results.append(res)
         verdict = "ok" if res["ratio"] <= 1.05 else "OVER"
         spread = f"{min(res['ratios']):.3f}-{max(res['ratios']):.3f}"
-        print(f"{case:<14} {res['plain_s']:>10.3f} {res['mmfuse_s']:>8.3f} {res['ratio']:>7.3f} {spread:>13} "
-              f"{res['steps_ratio']:>10.3f}  {verdict}", flush=True)
+        print(
+            f"{case:<14} {res['plain_s']:>10.3f} {res['mmfuse_s']:>8.3f} {res['ratio']:>7.3f} {spread:>13} "
+            f"{res['steps_ratio']:>10.3f}  {verdict}",
+            flush=True,
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

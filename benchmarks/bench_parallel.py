@@ -62,9 +62,13 @@ def main() -> int:
           f"{par2_s:.1f} s)")
     print(f"{'launcher':<44} {'seconds':>8} {'speed-up':>9}")
     print(f"{'basic, one job at a time, threads=1':<44} {sequential_s:>8.1f} {1.0:>8.2f}x")
-    print(f"{'basic, one job at a time, torch default threads':<44} {default_s:>8.1f} {sequential_s / default_s:>8.2f}x")
-    print(f"{'joblib, parallel, 1 thread per job':<44} {parallel_s:>8.1f} {sequential_s / parallel_s:>8.2f}x  "
-          f"target >= 1.6x: {'ok' if sequential_s / parallel_s >= 1.6 else 'OVER'}")
+    print(
+        f"{'basic, one job at a time, torch default threads':<44} {default_s:>8.1f} {sequential_s / default_s:>8.2f}x"
+    )
+    print(
+        f"{'joblib, parallel, 1 thread per job':<44} {parallel_s:>8.1f} {sequential_s / parallel_s:>8.2f}x  "
+        f"target >= 1.6x: {'ok' if sequential_s / parallel_s >= 1.6 else 'OVER'}"
+    )
     print(f"per-run metrics identical between the parallel and the threads=1 sequential sweeps: {same}")
     return 0 if same else 1
 

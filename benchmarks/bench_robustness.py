@@ -45,11 +45,11 @@ def main() -> int:
     import torch
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
-    from robustness_reference import flat, reference_robustness
 
     from mmfuse.evaluation.robustness import evaluate_robustness
     from mmfuse.models.fusion_module import FusionModule
     from mmfuse.tracking.naming import register_resolvers
+    from robustness_reference import flat, reference_robustness
 
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:

@@ -98,8 +98,11 @@ def main() -> int:
     args = parser.parse_args()
     wall(["train", "--help"])  # warm the file cache
     rows = []
-    for label, command in (("mmfuse train --help", ["train", "--help"]), ("mmfuse train --cfg job", ["train", "--cfg", "job"]),
-                           ("mmfuse --help", ["--help"])):
+    for label, command in (
+        ("mmfuse train --help", ["train", "--help"]),
+        ("mmfuse train --cfg job", ["train", "--cfg", "job"]),
+        ("mmfuse --help", ["--help"]),
+    ):
         seconds = statistics.median(wall(command) for _ in range(args.repeats))
         rows.append((label, seconds, 1.5 if "train" in label else None))
     runs: dict[str, list[dict[str, float]]] = {label: [] for label in LOGGERS}
@@ -117,8 +120,10 @@ def main() -> int:
         print(f"{label:<28} {seconds:>8.2f}  {verdict}")
     fast = statistics.median(r["exit"] for rs in runs.values() for r in rs)
     slow = statistics.median(r["exit"] for r in plain)
-    print(f"{'run end to process exit':<28} {fast:>8.2f}  (python -m mmfuse; {slow:.2f} s with the interpreter's "
-          f"usual teardown: {slow / fast:.0f}x)")
+    print(
+        f"{'run end to process exit':<28} {fast:>8.2f}  (python -m mmfuse; {slow:.2f} s with the interpreter's "
+        f"usual teardown: {slow / fast:.0f}x)"
+    )
     for label, (_, target) in LOGGERS.items():
         print()
         print("\n".join(phase_table(label, runs[label], target)))

@@ -47,14 +47,18 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         single = Path(tmp) / "single"
         launched = time.time()
-        wall = mmfuse("train", f"paths.output_dir={single}", "trainer.max_epochs=10", "trainer.enable_progress_bar=false")
+        wall = mmfuse(
+            "train", f"paths.output_dir={single}", "trainer.max_epochs=10", "trainer.enable_progress_bar=false"
+        )
         (record,) = records(single)
         timing = record["timing"]
         fit = timing["fit_seconds"]
         rows.append(("default run, 10 epochs, launch to exit", wall, fit, wall / fit, "<= 1.25", wall / fit <= 1.25))
-        detail = (f"  in that run: launch to first step {timing['first_step_at'] - launched:.2f} s, fit {fit:.2f} s, "
-                  f"test {timing['test_seconds']:.2f} s, robustness {timing['robustness_seconds']:.2f} s, "
-                  f"run end to exit {launched + wall - timing['ended_at']:.2f} s")
+        detail = (
+            f"  in that run: launch to first step {timing['first_step_at'] - launched:.2f} s, fit {fit:.2f} s, "
+            f"test {timing['test_seconds']:.2f} s, robustness {timing['robustness_seconds']:.2f} s, "
+            f"run end to exit {launched + wall - timing['ended_at']:.2f} s"
+        )
         if not args.skip_demo:
             demo = Path(tmp) / "demo"
             t = time.perf_counter()
@@ -66,19 +70,32 @@ def main() -> int:
             job_wall = sum(r["timing"]["wall_seconds"] for r in jobs)
             job_fit = sum(r["timing"]["fit_seconds"] for r in jobs)
             robust = sum("robustness" in r for r in jobs)
-            rows.append((f"demo sweep, {len(jobs)} jobs: sum of job wall / sum of fit", job_wall, job_fit,
-                         job_wall / job_fit, "reported", None))
-            rows.append(("make demo (sweep + compare), launch to exit", demo_wall, None, None, "< 120 s",
-                         demo_wall < 120))
+            rows.append(
+                (
+                    f"demo sweep, {len(jobs)} jobs: sum of job wall / sum of fit",
+                    job_wall,
+                    job_fit,
+                    job_wall / job_fit,
+                    "reported",
+                    None,
+                )
+            )
+            rows.append(
+                ("make demo (sweep + compare), launch to exit", demo_wall, None, None, "< 120 s", demo_wall < 120)
+            )
     print(f"{'measurement':<52} {'wall s':>8} {'fit s':>8} {'ratio':>6}  target")
     for label, w, f, ratio, target, ok in rows:
         verdict = target if ok is None else f"{target}: {'ok' if ok else 'over'}"
-        print(f"{label:<52} {w:>8.1f} {'' if f is None else f'{f:.1f}':>8} {'' if ratio is None else f'{ratio:.3f}':>6}"
-              f"  {verdict}")
+        print(
+            f"{label:<52} {w:>8.1f} {'' if f is None else f'{f:.1f}':>8} {'' if ratio is None else f'{ratio:.3f}':>6}"
+            f"  {verdict}"
+        )
     print(detail)
     if not args.skip_demo:
-        print(f"  demo: the sweep took {sweep_wall:.1f} s and compare {demo_wall - sweep_wall:.1f} s; "
-              f"{robust} of {len(jobs)} jobs recorded robustness")
+        print(
+            f"  demo: the sweep took {sweep_wall:.1f} s and compare {demo_wall - sweep_wall:.1f} s; "
+            f"{robust} of {len(jobs)} jobs recorded robustness"
+        )
     return 0
 
 

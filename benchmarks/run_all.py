@@ -23,14 +23,36 @@ BENCHMARKS = ["bench_overhead.py", "bench_startup.py", "bench_wholerun.py", "ben
 def machine() -> list[str]:
     import torch
 
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
-    mem = next((int(line.split()[1]) // 1024 ** 2 for line in Path("/proc/meminfo").read_text().splitlines()
-                if line.startswith("MemTotal")), None) if Path("/proc/meminfo").exists() else None
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else platform.processor()
+    )
+    mem = (
+        next(
+            (
+                int(line.split()[1]) // 1024**2
+                for line in Path("/proc/meminfo").read_text().splitlines()
+                if line.startswith("MemTotal")
+            ),
+            None,
+        )
+        if Path("/proc/meminfo").exists()
+        else None
+    )
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    return [f"- date: {dt.datetime.now().isoformat(timespec='seconds')}",
-            f"- CPU: {cpu}, {os.cpu_count()} cores; memory {mem} GiB; GPU: {gpu}",
-            f"- python {platform.python_version()}, torch {torch.__version__}, {platform.platform()}"]
+    return [
+        f"- date: {dt.datetime.now().isoformat(timespec='seconds')}",
+        f"- CPU: {cpu}, {os.cpu_count()} cores; memory {mem} GiB; GPU: {gpu}",
+        f"- python {platform.python_version()}, torch {torch.__version__}, {platform.platform()}",
+    ]
 
 
 def sections_of(text: str) -> dict[str, str]:
@@ -59,21 +81,45 @@ def main() -> int:
         print(f"== benchmarks/{name}", flush=True)
         started = dt.datetime.now().isoformat(timespec="minutes")
         t = time.perf_counter()
-        done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / name)], cwd=ROOT, capture_output=True, text=True,
-                              env={**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"})
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "benchmarks" / name)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"},
+        )
         seconds = time.perf_counter() - t
         print(done.stdout, end="", flush=True)
         if done.returncode != 0:
             failed.append(name)
             print(done.stderr[-3000:], file=sys.stderr)
-        sections[name] = "\n".join([f"## {name}", "", f"`python benchmarks/{name}` — exit status {done.returncode}, "
-                                     f"{seconds:.0f} s, run {started}", "", "```", done.stdout.rstrip() or "(no output)",
-                                     "```", ""])
+        sections[name] = "\n".join(
+            [
+                f"## {name}",
+                "",
+                f"`python benchmarks/{name}` — exit status {done.returncode}, {seconds:.0f} s, run {started}",
+                "",
+                "```",
+                done.stdout.rstrip() or "(no output)",
+                "```",
+                "",
+            ]
+        )
     body = [sections.get(name) or kept.get(name) for name in BENCHMARKS]
-    text = ["# Benchmark results", "", "Written by `make bench` (benchmarks/run_all.py); every figure below is the output of the",
-            "command above it, run on this machine:", "", *machine(), "",
-            "The GPU path (`trainer=gpu`, bf16) was not measured here: this machine has no GPU." if "none" in machine()[1]
-            else "", "", *[b for b in body if b]]
+    text = [
+        "# Benchmark results",
+        "",
+        "Written by `make bench` (benchmarks/run_all.py); every figure below is the output of the",
+        "command above it, run on this machine:",
+        "",
+        *machine(),
+        "",
+        "The GPU path (`trainer=gpu`, bf16) was not measured here: this machine has no GPU."
+        if "none" in machine()[1]
+        else "",
+        "",
+        *[b for b in body if b],
+    ]
     results.write_text("\n".join(text))
     print(f"written to benchmarks/RESULTS.md{'; failed: ' + ', '.join(failed) if failed else ''}")
     return 1 if failed else 0

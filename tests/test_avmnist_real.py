@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import shutil
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,8 +16,12 @@ MNIST, FSDD = SHARED_DATA / "mnist", SHARED_DATA / "fsdd"
 
 
 def make(tmp_path, **kw) -> AVMNISTRealDataModule:
-    dm = AVMNISTRealDataModule(str(kw.pop("mnist", MNIST)), str(kw.pop("fsdd", FSDD)), cache_dir=str(tmp_path / "cache"),
-                               **{"sizes": (600, 200, 300), **kw})
+    dm = AVMNISTRealDataModule(
+        str(kw.pop("mnist", MNIST)),
+        str(kw.pop("fsdd", FSDD)),
+        cache_dir=str(tmp_path / "cache"),
+        **{"sizes": (600, 200, 300), **kw},
+    )
     dm.setup()
     return dm
 
@@ -38,7 +40,9 @@ def test_pairs_share_the_digit_and_splits_never_share_a_recording(dm):
         assert (digits == ds.tensors["label"].numpy()).all(), split
         heard[split] = {names[i] for i in idx}
         indices = {int(names[i].rsplit("_", 1)[1].split(".")[0]) for i in idx}
-        assert indices <= ({0, 1, 2, 3, 4} if split == "test" else set(range(5, 10)) if split == "val" else set(range(10, 50)))
+        assert indices <= (
+            {0, 1, 2, 3, 4} if split == "test" else set(range(5, 10)) if split == "val" else set(range(10, 50))
+        )
     assert not heard["train"] & heard["test"] and not heard["train"] & heard["val"] and not heard["val"] & heard["test"]
     assert {k: len(v) for k, v in dm.splits.items()} == {"train": 600, "val": 200, "test": 300}
 
@@ -121,8 +125,16 @@ def test_readers_on_real_files():
 def test_trains_end_to_end(cfg_factory):
     from mmfuse.train import train
 
-    cfg = cfg_factory("data=avmnist_real", f"paths.data_dir={SHARED_DATA}", "data.sizes=[300,100,100]", "logger=none",
-                      "fusion=late", "trainer.max_epochs=1", "callbacks=minimal", tiny=False)
+    cfg = cfg_factory(
+        "data=avmnist_real",
+        f"paths.data_dir={SHARED_DATA}",
+        "data.sizes=[300,100,100]",
+        "logger=none",
+        "fusion=late",
+        "trainer.max_epochs=1",
+        "callbacks=minimal",
+        tiny=False,
+    )
     rec = train(cfg)
     assert rec["status"] == "completed" and rec["data"]["name"] == "avmnist_real"
     assert rec["metrics"]["test/acc"] > 0.2  # above chance (0.1) after one epoch on 300 pairs
@@ -135,8 +147,18 @@ def test_skipped_samples_are_recorded_in_the_run_record(cfg_factory, tmp_path):
     shutil.copytree(FSDD / "recordings", fsdd / "recordings")
     bad = fsdd / "recordings" / "2_nicolas_12.wav"
     bad.write_bytes(bad.read_bytes()[:20])
-    cfg = cfg_factory("data=avmnist_real", f"data.mnist_dir={MNIST}", f"data.fsdd_dir={fsdd}", "data.on_error=skip",
-                      f"data.cache_dir={tmp_path / 'cache'}", "data.sizes=[200,50,50]", "logger=none",
-                      "fusion=unimodal_audio", "trainer.max_epochs=1", "callbacks=minimal", tiny=False)
+    cfg = cfg_factory(
+        "data=avmnist_real",
+        f"data.mnist_dir={MNIST}",
+        f"data.fsdd_dir={fsdd}",
+        "data.on_error=skip",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "data.sizes=[200,50,50]",
+        "logger=none",
+        "fusion=unimodal_audio",
+        "trainer.max_epochs=1",
+        "callbacks=minimal",
+        tiny=False,
+    )
     rec = train(cfg)
     assert rec["status"] == "completed" and rec["data_skipped"] == {"unreadable_wav": 1}

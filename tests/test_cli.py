@@ -118,11 +118,11 @@ def test_joblib_sweep_shares_one_sweep_folder_and_records_failures(tmp_path):
 
 def test_prewarmed_joblib_workers_are_the_ones_the_launcher_uses(tmp_path):
     """The callback starts joblib's workers on their imports; Hydra's launcher must then get the same processes."""
-    from conftest import compose_config
     from hydra.core.hydra_config import HydraConfig
     from joblib import Parallel, delayed
     from omegaconf import OmegaConf
 
+    from conftest import compose_config
     from mmfuse.cli import prewarm as launching
 
     compose_config(["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"])

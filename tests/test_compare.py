@@ -119,13 +119,17 @@ def test_summary_numbers_equal_those_recomputed_from_run_records(compared, sweep
 
 
 def test_robustness_and_cost_tables_recompute_from_run_records(compared, sweep):
-    """Mean ± std over seeds of the recorded robustness and cost, and MultiBench's effective robustness against late fusion."""
+    """Mean ± std over seeds of the recorded robustness and cost, and MultiBench's effective robustness against late
+    fusion."""
     import numpy as np
 
     robust = pd.read_csv(sweep / "comparison" / "robustness.csv").set_index("group")
     cost = pd.read_csv(sweep / "comparison" / "cost.csv").set_index("group")
     done = [r for r in records(sweep) if r["status"] == "completed"]
-    by = {s: sorted((r for r in done if r["choices"]["fusion"] == s), key=lambda r: r["config"]["seed"]) for s in STRATEGIES}
+    by = {
+        s: sorted((r for r in done if r["choices"]["fusion"] == s), key=lambda r: r["config"]["seed"])
+        for s in STRATEGIES
+    }
 
     def cell(values):
         values = pd.Series(values, dtype=float)
@@ -144,15 +148,22 @@ def test_robustness_and_cost_tables_recompute_from_run_records(compared, sweep):
         late = np.mean([r["robustness"]["noise"]["tabular"]["gaussian"] for r in by["late"]], axis=0)
         eff = []
         for r in mine:
-            per = [np.sum(np.array(f) - (lf + f[0] - lf[0])) for c, f in r["robustness"]["noise"]["tabular"].items()
-                   for lf in [np.mean([q["robustness"]["noise"]["tabular"][c] for q in by["late"]], axis=0)]]
+            per = [
+                np.sum(np.array(f) - (lf + f[0] - lf[0]))
+                for c, f in r["robustness"]["noise"]["tabular"].items()
+                for lf in [np.mean([q["robustness"]["noise"]["tabular"][c] for q in by["late"]], axis=0)]
+            ]
             eff.append(np.mean(per))
         assert row["eff tabular"] == cell(eff)
         assert late.shape == (11,)
     assert robust.loc["fusion=late", "eff image"].startswith("0.000 ±")  # late against itself
     plots = {p.name for p in (sweep / "comparison" / "plots").glob("*.png")}
-    assert {"robustness_noise_image.png", "robustness_noise_tabular.png", "robustness_missing_heatmap.png",
-            "cost_vs_test_acc.png"} <= plots
+    assert {
+        "robustness_noise_image.png",
+        "robustness_noise_tabular.png",
+        "robustness_missing_heatmap.png",
+        "cost_vs_test_acc.png",
+    } <= plots
     assert "Robustness on the test set: mean ± std over seeds" in compared.stdout
     assert "effective robustness against late fusion" in compared.stdout
     md = (sweep / "comparison" / "summary.md").read_text()
@@ -161,10 +172,18 @@ def test_robustness_and_cost_tables_recompute_from_run_records(compared, sweep):
 
 def test_best_group_and_paired_test_over_matching_seeds(compared, sweep):
     summary = pd.read_csv(sweep / "comparison" / "summary.csv").set_index("group")
-    by_seed = {s: {r["config"]["seed"]: r["metrics"]["test/acc"] for r in records(sweep)
-                   if r["status"] == "completed" and r["choices"]["fusion"] == s} for s in STRATEGIES}
+    by_seed = {
+        s: {
+            r["config"]["seed"]: r["metrics"]["test/acc"]
+            for r in records(sweep)
+            if r["status"] == "completed" and r["choices"]["fusion"] == s
+        }
+        for s in STRATEGIES
+    }
     best, other = sorted(STRATEGIES, key=lambda s: -pd.Series(by_seed[s]).mean())
-    assert bool(summary.loc[f"fusion={best}", "test/acc best"]) and not bool(summary.loc[f"fusion={other}", "test/acc best"])
+    assert bool(summary.loc[f"fusion={best}", "test/acc best"]) and not bool(
+        summary.loc[f"fusion={other}", "test/acc best"]
+    )
     diffs = [by_seed[best][s] - by_seed[other][s] for s in SEEDS]
     p = summary.loc[f"fusion={other}", "test/acc p_vs_best"]
     if max(diffs) - min(diffs) <= 1e-12:  # quantised accuracies often move together: no variance to test
@@ -174,13 +193,22 @@ def test_best_group_and_paired_test_over_matching_seeds(compared, sweep):
         expected = stats.ttest_rel([by_seed[best][s] for s in SEEDS], [by_seed[other][s] for s in SEEDS])
         assert p == pytest.approx(expected.pvalue)
         assert summary.loc[f"fusion={other}", "test/acc p_vs_best_corrected"] == pytest.approx(expected.pvalue)  # m = 1
-        assert (summary.loc[f"fusion={other}", "test/acc gap_ci95_low"],
-                summary.loc[f"fusion={other}", "test/acc gap_ci95_high"]) == pytest.approx(
-            tuple(expected.confidence_interval(0.95)))
+        assert (
+            summary.loc[f"fusion={other}", "test/acc gap_ci95_low"],
+            summary.loc[f"fusion={other}", "test/acc gap_ci95_high"],
+        ) == pytest.approx(tuple(expected.confidence_interval(0.95)))
     assert set(summary["correction"]) == {"holm"}
     # loss: lower is better
-    losses = {s: pd.Series([r["metrics"]["test/loss"] for r in records(sweep) if r["status"] == "completed"
-                            and r["choices"]["fusion"] == s]).mean() for s in STRATEGIES}
+    losses = {
+        s: pd.Series(
+            [
+                r["metrics"]["test/loss"]
+                for r in records(sweep)
+                if r["status"] == "completed" and r["choices"]["fusion"] == s
+            ]
+        ).mean()
+        for s in STRATEGIES
+    }
     assert bool(summary.loc[f"fusion={min(losses, key=losses.get)}", "test/loss best"])
 
 
@@ -234,7 +262,7 @@ def test_report_html_is_well_formed_self_contained_and_shows_everything(compared
     assert page.startswith("<!DOCTYPE html>") and "summary-synthetic" in parser.ids
     for png in (out / "plots").glob("*.png"):  # every plot embedded, byte for byte
         assert parser.images[png.name] == "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode()
-    assert "src=\"http" not in page and "href=\"http" not in page  # nothing fetched from elsewhere
+    assert 'src="http' not in page and 'href="http' not in page  # nothing fetched from elsewhere
     text = " ".join(parser.text)
     assert "paired t-test" in text and "fusion=concat" in text and "fusion=late" in text
     # the exact command of each group, seeds joined, and the config key that tells them apart
@@ -259,8 +287,10 @@ def test_log_wandb_writes_a_compare_run_in_the_sweeps_group(compared, sweep):
 def test_wandb_group_is_read_from_a_training_runs_offline_wandb_run(tmp_path):
     from mmfuse.reporting.wandb_log import sweep_group
 
-    code = ("import sys, wandb\nrun = wandb.init(project='mmfuse', group='group-as-logged', job_type='train', "
-            "dir=sys.argv[1], mode='offline', settings=wandb.Settings(silent=True))\nprint(run.dir)\nrun.finish()")
+    code = (
+        "import sys, wandb\nrun = wandb.init(project='mmfuse', group='group-as-logged', job_type='train', "
+        "dir=sys.argv[1], mode='offline', settings=wandb.Settings(silent=True))\nprint(run.dir)\nrun.finish()"
+    )
     made = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert made.returncode == 0, made.stderr[-2000:]
     files_dir = made.stdout.strip().splitlines()[-1]  # what run.json records as wandb.dir
@@ -274,8 +304,9 @@ def test_report_renders_in_a_headless_browser(compared, sweep, tmp_path):
     page = (sweep / "comparison" / "report.html").resolve().as_uri()
     browser = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'profile'}"]
     shot = tmp_path / "report.png"
-    subprocess.run([*browser, f"--screenshot={shot}", "--window-size=1280,1600", page],
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [*browser, f"--screenshot={shot}", "--window-size=1280,1600", page], capture_output=True, timeout=120
+    )
     assert shot.is_file() and shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 10_000
     dom = subprocess.run([*browser, "--dump-dom", page], capture_output=True, text=True, timeout=120).stdout
     assert 'id="summary-synthetic"' in dom and "fusion=concat" in dom and "<img" in dom
@@ -283,12 +314,17 @@ def test_report_renders_in_a_headless_browser(compared, sweep, tmp_path):
 
 # ---------------------------------------------------------------- bad input
 
+
 def copy_runs(sweep: Path, dest: Path, pattern: str = "*") -> list[Path]:
     """Copies of the sweep's run folders (records and Hydra snapshots only) to doctor."""
     copies = []
     for run in sorted(sweep.glob(pattern)):
         if (run / "run.json").is_file():
-            copies.append(Path(shutil.copytree(run, dest / run.name, ignore=shutil.ignore_patterns("checkpoints", "wandb", "csv"))))
+            copies.append(
+                Path(
+                    shutil.copytree(run, dest / run.name, ignore=shutil.ignore_patterns("checkpoints", "wandb", "csv"))
+                )
+            )
     return copies
 
 
@@ -393,7 +429,9 @@ def test_latest_sweep_skips_empty_sweep_folders(sweep, tmp_path):
 def test_running_record_of_a_live_process_is_not_stale(sweep, tmp_path):
     from mmfuse.reporting import load_runs
 
-    live, dead = copy_runs(sweep, tmp_path / "live", "*fusion=concat,seed=0*") + copy_runs(sweep, tmp_path / "dead", "*fusion=concat,seed=0*")
+    live, dead = copy_runs(sweep, tmp_path / "live", "*fusion=concat,seed=0*") + copy_runs(
+        sweep, tmp_path / "dead", "*fusion=concat,seed=0*"
+    )
     edit_record(live, status="running", pid=os.getpid(), host=socket.gethostname())
     edit_record(dead, status="running", pid=dead_pid(), host=socket.gethostname())
     statuses = load_runs([tmp_path / "live", tmp_path / "dead"]).set_index("run_dir")["status"]
@@ -403,8 +441,12 @@ def test_running_record_of_a_live_process_is_not_stale(sweep, tmp_path):
 def doctored_sweep(sweep: Path, dest: Path) -> Path:
     """The sweep's completed runs with made-up test metrics: test/acc a lead too small for 2 seeds,
     test/f1 the same gap on both seeds (no variance to test)."""
-    made_up = {("concat", 0): (0.90, 0.90), ("concat", 1): (0.95, 0.92), ("late", 0): (0.86, 0.80),
-               ("late", 1): (0.94, 0.82)}
+    made_up = {
+        ("concat", 0): (0.90, 0.90),
+        ("concat", 1): (0.95, 0.92),
+        ("late", 0): (0.86, 0.80),
+        ("late", 1): (0.94, 0.82),
+    }
     for run in copy_runs(sweep, dest, "*seed=*"):
         record = json.loads((run / "run.json").read_text())
         if record["status"] != "completed":
@@ -445,17 +487,29 @@ def test_correction_untestable_gaps_and_seeds_needed_reach_every_output(sweep, t
 
 # ---------------------------------------------------------------- statistics on made-up numbers
 
+
 def made_up_runs(rows: list[tuple[str, int | None, float]]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=["group", "seed", "test/acc"]).assign(**{"test/loss": lambda d: 1 - d["test/acc"]})
+    return pd.DataFrame(rows, columns=["group", "seed", "test/acc"]).assign(
+        **{"test/loss": lambda d: 1 - d["test/acc"]}
+    )
 
 
 def test_paired_test_where_seeds_match_welch_where_they_do_not_none_for_one_run():
     from mmfuse.reporting.stats import PAIRED, WELCH, summarise_metrics
 
-    runs = made_up_runs([("a", 0, 0.90), ("a", 1, 0.92), ("a", 2, 0.91),
-                         ("b", 0, 0.80), ("b", 1, 0.83), ("b", 2, 0.81),   # same seeds as a: paired
-                         ("c", 0, 0.85), ("c", 5, 0.86),                   # other seeds: Welch
-                         ("d", 0, 0.70)])                                  # one run: no test
+    runs = made_up_runs(
+        [
+            ("a", 0, 0.90),
+            ("a", 1, 0.92),
+            ("a", 2, 0.91),
+            ("b", 0, 0.80),
+            ("b", 1, 0.83),
+            ("b", 2, 0.81),  # same seeds as a: paired
+            ("c", 0, 0.85),
+            ("c", 5, 0.86),  # other seeds: Welch
+            ("d", 0, 0.70),
+        ]
+    )  # one run: no test
     table = summarise_metrics(runs, ["test/acc", "test/loss"]).set_index(["metric", "group"])
     acc = table.loc["test/acc"]
     assert acc["best"].tolist() == [True, False, False, False]
@@ -463,7 +517,8 @@ def test_paired_test_where_seeds_match_welch_where_they_do_not_none_for_one_run(
     assert acc.loc["b", "p_vs_best"] == pytest.approx(stats.ttest_rel([0.90, 0.92, 0.91], [0.80, 0.83, 0.81]).pvalue)
     assert acc.loc["c", "test_vs_best"] == WELCH
     assert acc.loc["c", "p_vs_best"] == pytest.approx(
-        stats.ttest_ind([0.90, 0.92, 0.91], [0.85, 0.86], equal_var=False).pvalue)
+        stats.ttest_ind([0.90, 0.92, 0.91], [0.85, 0.86], equal_var=False).pvalue
+    )
     assert acc.loc["d", "test_vs_best"].startswith("no test") and pd.isna(acc.loc["d", "p_vs_best"])
     assert acc.loc["b", "gap_to_best"] == pytest.approx(0.91 - 0.8133333, abs=1e-6)
     # loss: the lowest mean is best, and the gap is still how far behind a group is

@@ -10,8 +10,8 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf, open_dict
 
 from conftest import compose_config
-from mmfuse.training_checks import EXPECTED, targets
 from mmfuse.train import train
+from mmfuse.training_checks import EXPECTED, targets
 
 
 def default_targets() -> list[tuple[str, str]]:
@@ -40,7 +40,9 @@ def test_an_unimportable_target_is_named_before_anything_is_built(key, target, c
     with open_dict(cfg):
         OmegaConf.update(cfg, key, typo)
     built = []
-    monkeypatch.setattr("mmfuse.train.task.instantiate", lambda *a, **k: built.append(a) or pytest.fail("built something"))
+    monkeypatch.setattr(
+        "mmfuse.train.task.instantiate", lambda *a, **k: built.append(a) or pytest.fail("built something")
+    )
     with pytest.raises(ValueError) as error:
         train(cfg)
     message = str(error.value)

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONF, SHARED_DATA, run_cli
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from conftest import CONF, SHARED_DATA, run_cli
 from mmfuse.models.build import build_model
 from mmfuse.train.components import instantiate_callbacks, instantiate_loggers
 
@@ -24,7 +24,12 @@ def options(group: str) -> list[str]:
 ALL = [(g, o) for g in GROUPS for o in options(g)]
 # data sets other than the synthetic one read files: point them at small real or generated ones
 DATA_OVERRIDES = {
-    "avmnist_real": [f"paths.data_dir={SHARED_DATA}", "data.sizes=[200,100,100]", "trainer.max_epochs=1", "callbacks=minimal"],
+    "avmnist_real": [
+        f"paths.data_dir={SHARED_DATA}",
+        "data.sizes=[200,100,100]",
+        "trainer.max_epochs=1",
+        "callbacks=minimal",
+    ],
 }
 
 
@@ -50,16 +55,33 @@ def overrides_for(group: str, option: str, tmp_path) -> tuple[list[str], bool]:
         from test_pretrained import tiny_hf_model
 
         model = tiny_hf_model(tmp_path / "bert")
-        return [*data_overrides("manifest", tmp_path), f"data.tokenizer={model}", "encoder/text=hf",
-                f"encoder.text.model_dir={model}"], False
+        return [
+            *data_overrides("manifest", tmp_path),
+            f"data.tokenizer={model}",
+            "encoder/text=hf",
+            f"encoder.text.model_dir={model}",
+        ], False
     if group == "experiment" and option != "fusion_comparison":
         return [f"{group}={option}", "data=avmnist_real", *DATA_OVERRIDES["avmnist_real"]], False
     return [f"{group}={option}"], True
 
 
 def test_groups_the_foundation_promises_exist():
-    for group in ("data", "encoder/image", "encoder/text", "encoder/audio", "encoder/tabular", "fusion", "model",
-                  "trainer", "logger", "callbacks", "paths", "experiment", "debug"):
+    for group in (
+        "data",
+        "encoder/image",
+        "encoder/text",
+        "encoder/audio",
+        "encoder/tabular",
+        "fusion",
+        "model",
+        "trainer",
+        "logger",
+        "callbacks",
+        "paths",
+        "experiment",
+        "debug",
+    ):
         assert group in GROUPS, group
     assert {"default", "cpu", "gpu"} <= set(options("trainer"))
     assert {"wandb", "csv", "tensorboard", "many", "none"} <= set(options("logger"))
@@ -109,8 +131,11 @@ def test_option_composes_and_instantiates(cfg_factory, group, option, tmp_path):
         if trainer_cfg.accelerator == "gpu" and not torch.cuda.is_available():
             # the GPU config itself is checked for bf16; its precision path is exercised on the CPU
             assert trainer_cfg.precision == "bf16-mixed"
-            trainer_cfg = OmegaConf.merge(trainer_cfg, {"accelerator": "cpu"},
-                                          {"devices": 2, "sync_batchnorm": False} if trainer_cfg.get("strategy") else {})
+            trainer_cfg = OmegaConf.merge(
+                trainer_cfg,
+                {"accelerator": "cpu"},
+                {"devices": 2, "sync_batchnorm": False} if trainer_cfg.get("strategy") else {},
+            )
         trainer = instantiate(trainer_cfg, logger=False, enable_progress_bar=False)
         assert trainer.max_epochs >= 1
     elif group == "experiment":
@@ -133,7 +158,15 @@ def test_experiment_sweeps_name_existing_choices():
 def test_help_lists_groups_and_choices():
     result = run_cli("train", "--help")
     assert result.returncode == 0
-    for text in ("== Config groups ==", "fusion: ", "concat", "late", "encoder/text: ", "bag", "mmfuse train fusion=late seed=0"):
+    for text in (
+        "== Config groups ==",
+        "fusion: ",
+        "concat",
+        "late",
+        "encoder/text: ",
+        "bag",
+        "mmfuse train fusion=late seed=0",
+    ):
         assert text in result.stdout, text
 
 

@@ -47,7 +47,9 @@ def write_avmnist(root: Path, n_train: int = 40, n_test: int = 20, image_layout:
     return root
 
 
-def write_mmimdb(path: Path, n: int = 48, classes: int = 23, text_dim: int = 300, image_dim: int = 4096, seed: int = 0) -> Path:
+def write_mmimdb(
+    path: Path, n: int = 48, classes: int = 23, text_dim: int = 300, image_dim: int = 4096, seed: int = 0
+) -> Path:
     """MM-IMDb multimodal_imdb.hdf5 with features, vgg_features, genres."""
     rng = np.random.default_rng(seed)
     genres = (rng.random((n, classes)) < 0.15).astype(np.int8)
@@ -70,7 +72,9 @@ def _sequences(rng, n: int, steps: int, dim: int) -> np.ndarray:
     return x
 
 
-def write_affect(path: Path, sizes=(("train", 40), ("valid", 12), ("test", 12)), steps: int = 10, seed: int = 0) -> Path:
+def write_affect(
+    path: Path, sizes=(("train", 40), ("valid", 12), ("test", 12)), steps: int = 10, seed: int = 0
+) -> Path:
     """MOSI-style pickle: {'train'|'valid'|'test': {'vision','audio','text','labels','id'}}; labels (N, 1, 1)."""
     rng = np.random.default_rng(seed)
     data = {}
@@ -78,8 +82,13 @@ def write_affect(path: Path, sizes=(("train", 40), ("valid", 12), ("test", 12)),
         labels = rng.uniform(-3, 3, (n, 1, 1)).astype(np.float32)
         text = _sequences(rng, n, steps, 6)
         text[:, -1, 0] = labels[:, 0, 0]  # the last word carries the sentiment
-        data[split] = {"vision": _sequences(rng, n, steps, 5), "audio": _sequences(rng, n, steps, 4), "text": text,
-                       "labels": labels, "id": np.arange(n)}
+        data[split] = {
+            "vision": _sequences(rng, n, steps, 5),
+            "audio": _sequences(rng, n, steps, 4),
+            "text": text,
+            "labels": labels,
+            "id": np.arange(n),
+        }
     data["train"]["audio"][0, -1, 1] = -np.inf  # as real MOSI audio features
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as f:
@@ -127,11 +136,25 @@ def tiny_data_overrides(root: Path) -> dict[str, list[str]]:
     manifest = write_synthetic_manifest(root / "manifest")
     return {
         "avmnist": [f"data.data_dir={avmnist}", "data.val_size=10", "data.batch_size=16"],
-        "mmimdb": [f"data.path={mmimdb}", "data.splits.train=[0,32]", "data.splits.val=[32,40]", "data.splits.test=[40,48]",
-                   "data.batch_size=16"],
+        "mmimdb": [
+            f"data.path={mmimdb}",
+            "data.splits.train=[0,32]",
+            "data.splits.val=[32,40]",
+            "data.splits.test=[40,48]",
+            "data.batch_size=16",
+        ],
         "affect": [f"data.path={affect}", "data.batch_size=16"],
-        "manifest": [f"data.path={manifest}", "data.image_size=12", "data.sample_rate=8000", "data.audio_seconds=0.25",
-                     "data.n_fft=128", "data.hop=64", "data.n_mels=16", "data.split=[0.5,0.25,0.25]", "data.batch_size=8"],
+        "manifest": [
+            f"data.path={manifest}",
+            "data.image_size=12",
+            "data.sample_rate=8000",
+            "data.audio_seconds=0.25",
+            "data.n_fft=128",
+            "data.hop=64",
+            "data.n_mels=16",
+            "data.split=[0.5,0.25,0.25]",
+            "data.batch_size=8",
+        ],
     }
 
 
@@ -223,7 +246,10 @@ def test_mmimdb_bad_inputs_name_file_and_key(tmp_path):
     path = write_mmimdb(tmp_path / "m.hdf5")
     with h5py.File(path, "a") as f:
         del f["vgg_features"]
-    with pytest.raises(ValueError, match=r"m\.hdf5 has no dataset 'vgg_features' \(for image\); it has \['features', 'genres', 'imdb_ids'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"m\.hdf5 has no dataset 'vgg_features' \(for image\); it has \['features', 'genres', 'imdb_ids'\]",
+    ):
         MMIMDbDataModule(str(path), splits={"train": [0, 32], "val": [32, 40], "test": [40, 48]}).setup()
     with pytest.raises(FileNotFoundError, match=r"MM-IMDb file not found: .*missing\.hdf5"):
         MMIMDbDataModule(str(tmp_path / "missing.hdf5")).setup()
@@ -264,7 +290,11 @@ def test_affect_regression_sequences_masks_and_repairs(tmp_path):
     assert not t["text_mask"][:, 0].all() and t["text_mask"][:, -1].all()  # padded at the front
     assert torch.isfinite(dm.splits["train"].tensors["audio"]).all() and dm.replaced == {"train/audio/non_finite": 1}
     batch = next(iter(dm.train_dataloader()))
-    assert batch["audio"].shape == (8, 10, 4) and batch["audio_mask"].shape == (8, 10) and batch["label"].dtype == torch.float32
+    assert (
+        batch["audio"].shape == (8, 10, 4)
+        and batch["audio_mask"].shape == (8, 10)
+        and batch["label"].dtype == torch.float32
+    )
     assert {"mae", "mse", "corr", "acc2"} <= set(build_metrics("regression", 1).keys())
 
 
@@ -356,7 +386,7 @@ def test_sequence_gru_reads_only_masked_steps_wherever_they_are():
     x_front = torch.where(front[..., None], x, torch.zeros(()))
     x_back = torch.zeros_like(x)
     for i, n in enumerate(lengths.tolist()):
-        x_back[i, :n] = x_front[i, 6 - n:]
+        x_back[i, :n] = x_front[i, 6 - n :]
     out = enc(x_front, front)
     assert out.shape == (4, 8)
     assert torch.allclose(out[:3], enc(x_back, back)[:3], atol=1e-6)

@@ -142,14 +142,24 @@ def read_idx(path: Path) -> np.ndarray:
 @pytest.fixture(scope="module")
 def avmnist_run(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("deploy_av") / "runs" / "concat-s0"
-    return trained_run(folder, ["data=avmnist_real", f"paths.data_dir={SHARED_DATA}", "data.sizes=[300,60,60]",
-                                f"data.cache_dir={folder.parent.parent / 'cache'}", "fusion=concat", "trainer.max_epochs=2"],
-                       tiny=False)
+    return trained_run(
+        folder,
+        [
+            "data=avmnist_real",
+            f"paths.data_dir={SHARED_DATA}",
+            "data.sizes=[300,60,60]",
+            f"data.cache_dir={folder.parent.parent / 'cache'}",
+            "fusion=concat",
+            "trainer.max_epochs=2",
+        ],
+        tiny=False,
+    )
 
 
 @needs_shared
 def test_predict_on_real_png_and_wav_files_reproduces_the_test_tensors(avmnist_run, tmp_path):
-    """A test sample's digit saved as PNG and its FSDD recording, through `mmfuse predict`: the model's output on the data set's tensors."""
+    """A test sample's digit saved as PNG and its FSDD recording, through `mmfuse predict`: the model's output on the
+    data set's tensors."""
     from hydra.utils import instantiate
     from PIL import Image
 
@@ -162,8 +172,13 @@ def test_predict_on_real_png_and_wav_files_reproduces_the_test_tensors(avmnist_r
         image = test.tensors["image"][j, 0] * 0.3081 + 0.1307  # back to the [0, 1] pixels MNIST stores
         pixels = (image * 255).round().clamp(0, 255).to(torch.uint8).numpy()
         Image.fromarray(pixels).save(tmp_path / f"digit{j}.png")
-        rows.append({"id": f"s{j}", "image": f"digit{j}.png",
-                     "audio": str(SHARED_DATA / "fsdd" / "recordings" / dm.recordings[test.recording_index[j]])})
+        rows.append(
+            {
+                "id": f"s{j}",
+                "image": f"digit{j}.png",
+                "audio": str(SHARED_DATA / "fsdd" / "recordings" / dm.recordings[test.recording_index[j]]),
+            }
+        )
     with open(tmp_path / "inputs.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["id", "image", "audio"])
         writer.writeheader()
@@ -181,8 +196,14 @@ def test_predict_on_real_png_and_wav_files_reproduces_the_test_tensors(avmnist_r
     assert done.returncode == 0, done.stderr[-2000:]
     assert "predictions of concat-s0" in done.stdout
     got = list(csv.DictReader(out.read_text().splitlines()))
-    reference = original_outputs(avmnist_run, {"present": torch.ones(3, 2, dtype=torch.bool),
-                                               "image": test.tensors["image"][:3], "audio": test.tensors["audio"][:3]})
+    reference = original_outputs(
+        avmnist_run,
+        {
+            "present": torch.ones(3, 2, dtype=torch.bool),
+            "image": test.tensors["image"][:3],
+            "audio": test.tensors["audio"][:3],
+        },
+    )
     assert [r["sample"] for r in got] == ["s0", "s1", "s2"]
     probs = torch.tensor([[float(r[f"p_{d}"]) for d in range(10)] for r in got])
     assert (probs - reference).abs().max() <= 1e-4
@@ -206,8 +227,10 @@ def test_predict_on_real_png_and_wav_files_reproduces_the_test_tensors(avmnist_r
 
 @needs_shared
 def test_predict_from_a_manifest_run_uses_its_vocabulary_and_statistics(tmp_path):
-    """A model trained on a manifest (image, audio, text, numbers): predict on the same rows gives the test tensors' outputs."""
+    """A model trained on a manifest (image, audio, text, numbers): predict on the same rows gives the test tensors'
+    outputs."""
     from hydra.utils import instantiate
+
     from test_manifest import SMALL_AUDIO, write_csv
 
     rows_dir = tmp_path / "files"
@@ -221,12 +244,29 @@ def test_predict_from_a_manifest_run_uses_its_vocabulary_and_statistics(tmp_path
     for i in range(40):
         digit = int(labels[i])
         Image.fromarray(images[i]).save(rows_dir / f"{i}.png")
-        rows.append({"id": i, "image": f"{i}.png", "audio": str(SHARED_DATA / "fsdd" / "recordings" / f"{digit}_theo_{10 + i % 30}.wav"),
-                     "caption": f"someone says {words[digit]}", "duration": 0.1 * (i % 7), "label": words[digit]})
+        rows.append(
+            {
+                "id": i,
+                "image": f"{i}.png",
+                "audio": str(SHARED_DATA / "fsdd" / "recordings" / f"{digit}_theo_{10 + i % 30}.wav"),
+                "caption": f"someone says {words[digit]}",
+                "duration": 0.1 * (i % 7),
+                "label": words[digit],
+            }
+        )
     manifest = write_csv(rows_dir, rows, "train.csv")
-    run_dir = trained_run(tmp_path / "runs" / "late-s0",
-                          ["data=manifest", f"data.path={manifest}", *[f"data.{k}={v}" for k, v in SMALL_AUDIO.items()],
-                           "data.batch_size=16", "fusion=late", "trainer.max_epochs=1"], tiny=False)
+    run_dir = trained_run(
+        tmp_path / "runs" / "late-s0",
+        [
+            "data=manifest",
+            f"data.path={manifest}",
+            *[f"data.{k}={v}" for k, v in SMALL_AUDIO.items()],
+            "data.batch_size=16",
+            "fusion=late",
+            "trainer.max_epochs=1",
+        ],
+        tiny=False,
+    )
     artifact, names, probs = predict(str(run_dir), [], manifest)
     assert names[:2] == ["0", "1"] and probs.shape == (40, len(artifact.class_names))
     dm = instantiate(OmegaConf.load(run_dir / SNAPSHOT).data)
@@ -234,11 +274,25 @@ def test_predict_from_a_manifest_run_uses_its_vocabulary_and_statistics(tmp_path
     test = dm.splits["test"]
     # which manifest rows ended in the test split: match them by their tabular value and text ids
     pre = Preprocessor(artifact.meta)
-    batch = pre.batch([{"image": rows_dir / r["image"], "audio": Path(r["audio"]), "text": r["caption"],
-                        "tabular": [r["duration"]]} for r in rows], [f"row {i}" for i in range(40)])
+    batch = pre.batch(
+        [
+            {
+                "image": rows_dir / r["image"],
+                "audio": Path(r["audio"]),
+                "text": r["caption"],
+                "tabular": [r["duration"]],
+            }
+            for r in rows
+        ],
+        [f"row {i}" for i in range(40)],
+    )
     for j in range(len(test)):
-        match = [i for i in range(40) if torch.equal(batch["text"][i], test.tensors["text"][j])
-                 and (batch["image"][i] - test.tensors["image"][j]).abs().max() <= 1e-5]
+        match = [
+            i
+            for i in range(40)
+            if torch.equal(batch["text"][i], test.tensors["text"][j])
+            and (batch["image"][i] - test.tensors["image"][j]).abs().max() <= 1e-5
+        ]
         assert match, f"test sample {j} matches no preprocessed manifest row"
         i = match[0]
         for m in ("audio", "tabular"):
@@ -283,8 +337,11 @@ def test_onnx_without_onnxruntime_is_refused_unless_no_check_says_so(synthetic_r
     assert main([str(synthetic_run), "--format", "onnx", "--out", str(tmp_path / "unchecked"), "--no-check"]) == 0
     assert "model.onnx: NOT CHECKED (--no-check: written without running it in onnxruntime)" in capsys.readouterr().out
     meta = json.loads((tmp_path / "unchecked" / ARTIFACT_JSON).read_text())
-    assert meta["checks"]["onnx"] == {"file": ONNX, "checked": False,
-                                      "reason": "--no-check: written without running it in onnxruntime"}
+    assert meta["checks"]["onnx"] == {
+        "file": ONNX,
+        "checked": False,
+        "reason": "--no-check: written without running it in onnxruntime",
+    }
     assert (tmp_path / "unchecked" / ONNX).is_file()
 
 
@@ -311,7 +368,9 @@ def test_bad_runs_and_artifacts_are_refused_without_writing(synthetic_run, synth
     exports = sorted((synthetic_run / "export").iterdir())
     assert exports == [synthetic_artifact]
 
-    done = run_cli("predict", str(synthetic_artifact), f"image={tmp_path / 'bad.npy'}", "--output", str(tmp_path / "bad.npy"))
+    done = run_cli(
+        "predict", str(synthetic_artifact), f"image={tmp_path / 'bad.npy'}", "--output", str(tmp_path / "bad.npy")
+    )
     assert done.returncode == 2 and "already exists; choose a new file" in done.stderr
 
 
@@ -334,7 +393,9 @@ def test_checkpoints_holding_more_than_weights_need_trust(synthetic_run, tmp_pat
     from mmfuse.train.checks import check_start_checkpoint
 
     cfg = compose_config([f"ckpt_path={ckpt_path}"], tmp_path / "new_run")
-    with pytest.raises(ValueError, match=r"ckpt_path=.*best.ckpt cannot be loaded as weights only.*trust_checkpoint=true"):
+    with pytest.raises(
+        ValueError, match=r"ckpt_path=.*best.ckpt cannot be loaded as weights only.*trust_checkpoint=true"
+    ):
         check_start_checkpoint(cfg)
     cfg.trust_checkpoint = True
     check_start_checkpoint(cfg)

@@ -18,9 +18,9 @@ TINY = ["data.n_samples=300", "data.modalities=[image,tabular]", "trainer.max_ep
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """A run trained in-process, with the config snapshot Hydra would have written."""
-    from conftest import compose_config
     from hydra.core.global_hydra import GlobalHydra
 
+    from conftest import compose_config
     from mmfuse.train import train
 
     folder = tmp_path_factory.mktemp("eval") / "runs" / "late-s0"
@@ -39,7 +39,9 @@ def test_eval_gives_back_the_recorded_test_metrics(run_dir, capsys):
     record = json.loads((run_dir / "run.json").read_text())
     (entry,) = record["evals"]
     assert entry["metrics"]["test/acc"] == record["metrics"]["test/acc"]  # exact on CPU
-    assert {k: v for k, v in entry["metrics"].items()} == {k: v for k, v in record["metrics"].items() if k.startswith("test/")}
+    assert {k: v for k, v in entry["metrics"].items()} == {
+        k: v for k, v in record["metrics"].items() if k.startswith("test/")
+    }
     results = json.loads((Path(entry["eval_dir"]) / "results.json").read_text())
     assert results["metrics"] == entry["metrics"] and results["ckpt"] == "best"
     assert results["data_fingerprint"] == record["data_fingerprint"]
@@ -79,8 +81,12 @@ def test_bad_checkpoints_and_folders_are_one_clear_line(run_dir, tmp_path, capsy
     (copy / "checkpoints" / "best.ckpt").unlink()
     (copy / "checkpoints" / "last.ckpt").write_bytes(b"not a checkpoint")
     before = (copy / "run.json").read_text()
-    cases = [([str(copy)], "no best checkpoint"), ([str(copy), "--ckpt", "last"], "cannot load checkpoint"),
-             ([str(tmp_path)], "is not a run folder"), ([str(copy), "--ckpt", "last", "data.nope=1"], "has no key 'data.nope'")]
+    cases = [
+        ([str(copy)], "no best checkpoint"),
+        ([str(copy), "--ckpt", "last"], "cannot load checkpoint"),
+        ([str(tmp_path)], "is not a run folder"),
+        ([str(copy), "--ckpt", "last", "data.nope=1"], "has no key 'data.nope'"),
+    ]
     for argv, expected in cases:
         assert evaluate.main(argv) == 2
         err = capsys.readouterr().err

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import lock_is_free
 
+from conftest import lock_is_free
 from mmfuse.tracking import wandb_setup
 from mmfuse.tracking.wandb_offline import read_offline_run
 from mmfuse.train import train

@@ -7,7 +7,13 @@ import pytest
 from mmfuse.train import train
 
 CHANCE = 0.25  # num_classes=4
-COMMON = ["logger=none", "evaluation.robustness=false", "data.modalities=[image,tabular]", "trainer.enable_progress_bar=false", "data.num_classes=4"]
+COMMON = [
+    "logger=none",
+    "evaluation.robustness=false",
+    "data.modalities=[image,tabular]",
+    "trainer.enable_progress_bar=false",
+    "data.num_classes=4",
+]
 SYNERGY = [*COMMON, "data.interaction=synergy", "data.n_samples=3000", "trainer.max_epochs=8"]
 REDUNDANT = [*COMMON, "data.interaction=redundant", "data.n_samples=1500", "trainer.max_epochs=3"]
 FUSIONS = ["early", "concat", "late", "tensor", "lowrank", "mi", "gated", "film", "attention", "transformer"]

@@ -79,7 +79,10 @@ def mi_matrix_params(d: dict[str, int], context: str, out: int) -> int:
 
 def late_case(rule: str) -> Case:
     def kwargs(mods):
-        return {"combine": rule, **({"weights": {m: i + 1.0 for i, m in enumerate(mods)}} if rule == "weighted" else {})}
+        return {
+            "combine": rule,
+            **({"weights": {m: i + 1.0 for i, m in enumerate(mods)}} if rule == "weighted" else {}),
+        }
 
     def params(d):
         heads = sum(linear(w, NUM_CLASSES) for w in d.values())
@@ -89,38 +92,111 @@ def late_case(rule: str) -> Case:
 
 
 def transformer_case(variant: str, kw: dict) -> Case:
-    return Case(f"transformer-{variant}", TransformerFusion, lambda mods: {"d_model": 8, "depth": 1, "heads": 2, **kw},
-                lambda d: 8 * len(d) if kw.get("readout", "concat") == "concat" else 8,
-                lambda d: transformer_params(d, 8, 1, 2, kw.get("readout", "concat") == "cls"))
+    return Case(
+        f"transformer-{variant}",
+        TransformerFusion,
+        lambda mods: {"d_model": 8, "depth": 1, "heads": 2, **kw},
+        lambda d: 8 * len(d) if kw.get("readout", "concat") == "concat" else 8,
+        lambda d: transformer_params(d, 8, 1, 2, kw.get("readout", "concat") == "cls"),
+    )
 
 
 CASES = [
     Case("concat", ConcatFusion, out_dim=lambda d: sum(d.values()), params=lambda d: sum(d.values())),
-    Case("early", EarlyFusion, lambda mods: {"hidden": (16, 8)}, lambda d: 8,
-         lambda d: 2 * sum(d.values()) + linear(sum(d.values()) + len(d), 16) + linear(16, 8)),
+    Case(
+        "early",
+        EarlyFusion,
+        lambda mods: {"hidden": (16, 8)},
+        lambda d: 8,
+        lambda d: 2 * sum(d.values()) + linear(sum(d.values()) + len(d), 16) + linear(16, 8),
+    ),
     *[late_case(rule) for rule in ("mean", "weighted", "learned", "stacking")],
-    Case("tensor", TensorFusion, lambda mods: {"proj_dim": 4}, lambda d: 5 ** len(d),
-         lambda d: sum(linear(w, 4) for w in d.values())),
-    Case("tensor-noproj", TensorFusion, lambda mods: {"proj_dim": None}, lambda d: math.prod(w + 1 for w in d.values()), lambda d: 0),
-    Case("lowrank", LowRankTensorFusion, lambda mods: {"rank": 3, "out_dim": 10}, lambda d: 10,
-         lambda d: 3 * sum((w + 1) * 10 for w in d.values()) + 3 + 10),
-    Case("mi-matrix", MultiplicativeInteraction, lambda mods: {"form": "matrix", "out_dim": 10}, lambda d: 10,
-         lambda d: mi_matrix_params(d, _last(d), 10)),
-    Case("mi-vector", MultiplicativeInteraction, lambda mods: {"form": "vector"}, lambda d: _others(d, _last(d)),
-         lambda d: 2 * linear(d[_last(d)], _others(d, _last(d)))),
-    Case("mi-scalar", MultiplicativeInteraction, lambda mods: {"form": "scalar"}, lambda d: _others(d, _last(d)),
-         lambda d: linear(d[_last(d)], 1) + linear(d[_last(d)], _others(d, _last(d)))),
-    Case("mi-first-context", MultiplicativeInteraction, lambda mods: {"form": "matrix", "context": mods[0], "out_dim": 10},
-         lambda d: 10, lambda d: mi_matrix_params(d, list(d)[0], 10)),
-    Case("gated", GatedMultimodalUnit, lambda mods: {"out_dim": 10}, lambda d: 10,
-         lambda d: sum(linear(w, 10) for w in d.values()) + linear(sum(d.values()), len(d) * 10)),
-    Case("film", FiLM, lambda mods: {"out_dim": 10}, lambda d: 10,
-         lambda d: sum(linear(w, 10) for m, w in d.items() if m != _last(d)) + linear(d[_last(d)], 20)),
-    Case("film-first-conditioner", FiLM, lambda mods: {"out_dim": 10, "conditioner": mods[0]}, lambda d: 10,
-         lambda d: sum(linear(w, 10) for w in list(d.values())[1:]) + linear(list(d.values())[0], 20)),
-    Case("attention", AttentionFusion, lambda mods: {"out_dim": 10, "hidden": 6}, lambda d: 10,
-         lambda d: sum(linear(w, 10) for w in d.values()) + linear(10, 6) + 6),
-    *[transformer_case(variant, kw) for variant, kw in [("concat", {}), ("cls", {"readout": "cls"}), ("mean", {"readout": "mean"}), ("pooled", {"pooled_tokens": True})]],
+    Case(
+        "tensor",
+        TensorFusion,
+        lambda mods: {"proj_dim": 4},
+        lambda d: 5 ** len(d),
+        lambda d: sum(linear(w, 4) for w in d.values()),
+    ),
+    Case(
+        "tensor-noproj",
+        TensorFusion,
+        lambda mods: {"proj_dim": None},
+        lambda d: math.prod(w + 1 for w in d.values()),
+        lambda d: 0,
+    ),
+    Case(
+        "lowrank",
+        LowRankTensorFusion,
+        lambda mods: {"rank": 3, "out_dim": 10},
+        lambda d: 10,
+        lambda d: 3 * sum((w + 1) * 10 for w in d.values()) + 3 + 10,
+    ),
+    Case(
+        "mi-matrix",
+        MultiplicativeInteraction,
+        lambda mods: {"form": "matrix", "out_dim": 10},
+        lambda d: 10,
+        lambda d: mi_matrix_params(d, _last(d), 10),
+    ),
+    Case(
+        "mi-vector",
+        MultiplicativeInteraction,
+        lambda mods: {"form": "vector"},
+        lambda d: _others(d, _last(d)),
+        lambda d: 2 * linear(d[_last(d)], _others(d, _last(d))),
+    ),
+    Case(
+        "mi-scalar",
+        MultiplicativeInteraction,
+        lambda mods: {"form": "scalar"},
+        lambda d: _others(d, _last(d)),
+        lambda d: linear(d[_last(d)], 1) + linear(d[_last(d)], _others(d, _last(d))),
+    ),
+    Case(
+        "mi-first-context",
+        MultiplicativeInteraction,
+        lambda mods: {"form": "matrix", "context": mods[0], "out_dim": 10},
+        lambda d: 10,
+        lambda d: mi_matrix_params(d, list(d)[0], 10),
+    ),
+    Case(
+        "gated",
+        GatedMultimodalUnit,
+        lambda mods: {"out_dim": 10},
+        lambda d: 10,
+        lambda d: sum(linear(w, 10) for w in d.values()) + linear(sum(d.values()), len(d) * 10),
+    ),
+    Case(
+        "film",
+        FiLM,
+        lambda mods: {"out_dim": 10},
+        lambda d: 10,
+        lambda d: sum(linear(w, 10) for m, w in d.items() if m != _last(d)) + linear(d[_last(d)], 20),
+    ),
+    Case(
+        "film-first-conditioner",
+        FiLM,
+        lambda mods: {"out_dim": 10, "conditioner": mods[0]},
+        lambda d: 10,
+        lambda d: sum(linear(w, 10) for w in list(d.values())[1:]) + linear(list(d.values())[0], 20),
+    ),
+    Case(
+        "attention",
+        AttentionFusion,
+        lambda mods: {"out_dim": 10, "hidden": 6},
+        lambda d: 10,
+        lambda d: sum(linear(w, 10) for w in d.values()) + linear(10, 6) + 6,
+    ),
+    *[
+        transformer_case(variant, kw)
+        for variant, kw in [
+            ("concat", {}),
+            ("cls", {"readout": "cls"}),
+            ("mean", {"readout": "mean"}),
+            ("pooled", {"pooled_tokens": True}),
+        ]
+    ],
 ]
 NEEDS_TWO = [c for c in CASES if c.cls.min_modalities >= 2]
 MODALITY_SETS = [list(WIDTHS)[:n] for n in (2, 3, 4)]
@@ -207,7 +283,7 @@ def test_oversized_tensor_fusion_is_refused_before_allocating(monkeypatch):
     in_dims = {m: 512 for m in WIDTHS}
     with pytest.raises(ValueError, match="lowrank") as err:
         TensorFusion(in_dims=in_dims, proj_dim=None)
-    assert "fusion=tensor" in str(err.value) and str(f"{513 ** 4:,}") in str(err.value) and "proj_dim" in str(err.value)
+    assert "fusion=tensor" in str(err.value) and str(f"{513**4:,}") in str(err.value) and "proj_dim" in str(err.value)
     with pytest.raises(ValueError, match="lowrank"):
         TensorFusion(in_dims=in_dims, proj_dim=4096)
 
@@ -237,7 +313,10 @@ def test_gated_unit_with_two_modalities_is_the_sigmoid_gmu():
     x = {"image": torch.randn(4, 8), "text": torch.randn(4, 6)}
     logits = fusion.gate(torch.cat([x["image"], x["text"]], -1)).view(4, 2, 5)
     s = torch.sigmoid(logits[:, 0] - logits[:, 1])
-    h_image, h_text = torch.tanh(fusion.transforms["image"](x["image"])), torch.tanh(fusion.transforms["text"](x["text"]))
+    h_image, h_text = (
+        torch.tanh(fusion.transforms["image"](x["image"])),
+        torch.tanh(fusion.transforms["text"](x["text"])),
+    )
     expected = s * h_image + (1 - s) * h_text
     torch.testing.assert_close(fusion(x, torch.ones(4, 2, dtype=torch.bool)), expected)
 
@@ -254,7 +333,9 @@ def test_film_starts_as_identity_modulation():
 def test_transformer_ignores_padding_and_survives_fully_masked_samples(readout):
     torch.manual_seed(0)
     modalities = ["image", "text"]
-    fusion = TransformerFusion(in_dims={m: WIDTHS[m] for m in modalities}, d_model=8, depth=1, heads=2, readout=readout).eval()
+    fusion = TransformerFusion(
+        in_dims={m: WIDTHS[m] for m in modalities}, d_model=8, depth=1, heads=2, readout=readout
+    ).eval()
     present = torch.tensor([[True, True], [True, False], [False, True]])
     feats, tokens = make_inputs(dims(modalities), present)
     tokens["text"][1][2] = False  # sample 2's only present modality has no valid token (its summary token remains)
@@ -273,7 +354,9 @@ def test_transformer_pooled_mode_does_not_ask_for_tokens():
     assert not fusion.wants_tokens and TransformerFusion.wants_tokens
 
 
-@pytest.mark.parametrize("conf", sorted(p.stem for p in FUSION_CONF.glob("*.yaml") if not p.stem.startswith("unimodal")))
+@pytest.mark.parametrize(
+    "conf", sorted(p.stem for p in FUSION_CONF.glob("*.yaml") if not p.stem.startswith("unimodal"))
+)
 def test_each_fusion_yaml_builds_with_its_defaults(conf):
     cfg = OmegaConf.to_container(OmegaConf.load(FUSION_CONF / f"{conf}.yaml"))
     assert cfg.pop("name") == conf

@@ -54,8 +54,16 @@ def real_rows(tmp_path_factory) -> tuple[Path, list[dict]]:
         source = SHARED_DATA / "fsdd" / "recordings" / f"{digit}_{speaker}_{10 + k}.wav"
         shutil.copy(source, root / "wav" / f"{i}.wav")
         wave, rate = read_wav(source)
-        rows.append({"id": i, "image": f"img/{i}.png", "audio": f"wav/{i}.wav", "caption": f"{speaker} says {WORDS[digit]}",
-                     "duration": round(len(wave) / rate, 4), "label": WORDS[digit]})
+        rows.append(
+            {
+                "id": i,
+                "image": f"img/{i}.png",
+                "audio": f"wav/{i}.wav",
+                "caption": f"{speaker} says {WORDS[digit]}",
+                "duration": round(len(wave) / rate, 4),
+                "label": WORDS[digit],
+            }
+        )
     return root, rows
 
 
@@ -88,7 +96,11 @@ def test_columns_are_inferred_and_real_files_decoded(real_rows):
     specs = dm.modalities
     assert list(specs) == ["image", "audio", "text", "tabular"]
     assert specs["image"].kind == "image" and specs["image"].shape == (1, 16, 16)  # MNIST PNGs are greyscale
-    assert specs["audio"].kind == "audio" and specs["audio"].shape == (1, 20, 1 + 4000 // 128) and specs["audio"].sample_rate == 8000
+    assert (
+        specs["audio"].kind == "audio"
+        and specs["audio"].shape == (1, 20, 1 + 4000 // 128)
+        and specs["audio"].sample_rate == 8000
+    )
     assert specs["text"].kind == "text" and specs["text"].dtype == "int64" and specs["text"].has_mask
     assert specs["text"].vocab_size == len(dm.vocabulary) and specs["text"].shape == (3,)
     assert specs["tabular"].shape == (1,)
@@ -110,8 +122,15 @@ def test_explicit_split_column_keeps_row_order_and_values(real_rows):
         r["split"] = {8: "val", 9: "test"}.get(i % 10, "train")
         if r["split"] == "test":
             r["caption"] += " zebra"  # a word the training split never shows
-    dm = ManifestDataModule(str(write_jsonl(root, rows, "split.jsonl")), image_size=28, sample_rate=8000,
-                            audio_seconds=0.5, audio_features="waveform", image_mean=[0.0], image_std=[1.0])
+    dm = ManifestDataModule(
+        str(write_jsonl(root, rows, "split.jsonl")),
+        image_size=28,
+        sample_rate=8000,
+        audio_seconds=0.5,
+        audio_features="waveform",
+        image_mean=[0.0],
+        image_std=[1.0],
+    )
     dm.setup()
     assert {k: len(v) for k, v in dm.splits.items()} == {"train": 48, "val": 6, "test": 6}
     from PIL import Image
@@ -147,22 +166,34 @@ def test_multilabel_and_regression_labels(real_rows):
     dm.setup()
     assert dm.task == "multilabel" and dm.class_names == ["even", "odd", "small"]
     assert list(dm.modalities) == ["text", "tabular"]
-    assert dm.splits["train"].tensors["label"].shape == (48, 3) and dm.splits["train"].tensors["label"].sum(1).min() == 1
+    assert (
+        dm.splits["train"].tensors["label"].shape == (48, 3) and dm.splits["train"].tensors["label"].sum(1).min() == 1
+    )
     for r in rows:
         r["label"] = "|".join(r["label"])
     dm = ManifestDataModule(str(write_csv(root, rows, "multi.csv")), modalities=["tabular"])
     dm.setup()
     assert dm.task == "multilabel" and dm.num_classes == 3
-    dm = ManifestDataModule(str(write_csv(root, copy_rows(real_rows), "reg.csv")), label_column="duration", task="regression",
-                            ignore=["id", "label"], modalities=["text"])
+    dm = ManifestDataModule(
+        str(write_csv(root, copy_rows(real_rows), "reg.csv")),
+        label_column="duration",
+        task="regression",
+        ignore=["id", "label"],
+        modalities=["text"],
+    )
     dm.setup()
-    assert dm.task == "regression" and dm.num_classes == 1 and dm.splits["train"].tensors["label"].dtype == torch.float32
+    assert (
+        dm.task == "regression" and dm.num_classes == 1 and dm.splits["train"].tensors["label"].dtype == torch.float32
+    )
 
 
 def test_training_augmentation_is_per_sample_and_train_only(real_rows):
     root, rows = real_rows
-    dm = ManifestDataModule(str(write_csv(root, rows, "aug.csv", columns=["image", "label"])), image_size=28,
-                            augment={"crop_padding": 3, "hflip": True})
+    dm = ManifestDataModule(
+        str(write_csv(root, rows, "aug.csv", columns=["image", "label"])),
+        image_size=28,
+        augment={"crop_padding": 3, "hflip": True},
+    )
     dm.setup()
     torch.manual_seed(0)
     a = dm.splits["train"][list(range(16))]["image"]
@@ -187,7 +218,9 @@ def test_missing_values_become_absent_modalities_when_allowed(real_rows, tmp_pat
         dm.setup()  # every row in train: the empty val split is refused
     dm = ManifestDataModule(str(path), allow_missing=True, **SMALL_AUDIO)
     dm.setup()
-    everything = {k: torch.cat([dm.splits[s].tensors[k] for s in ("train", "val", "test")]) for k in ("present", "image", "audio")}
+    everything = {
+        k: torch.cat([dm.splits[s].tensors[k] for s in ("train", "val", "test")]) for k in ("present", "image", "audio")
+    }
     absent = (~everything["present"]).nonzero().tolist()
     assert sorted(c for _, c in absent) == [0, 1, 2, 3] and len(absent) == 4  # one hole per modality, all recorded
     holes = ~everything["present"][:, 0]
@@ -198,8 +231,16 @@ def test_missing_values_become_absent_modalities_when_allowed(real_rows, tmp_pat
 
 BAD_ROWS = {
     # reason: (how to spoil row 10 (line 12 of the CSV), expected error type, message pattern)
-    "unreadable_audio": ("audio", ValueError, r"line 12, column 'audio': cannot read audio file .*broken10\.wav: expected a WAV"),
-    "unreadable_image": ("image", ValueError, r"line 12, column 'image': cannot read image file .*broken10\.png: expected an image"),
+    "unreadable_audio": (
+        "audio",
+        ValueError,
+        r"line 12, column 'audio': cannot read audio file .*broken10\.wav: expected a WAV",
+    ),
+    "unreadable_image": (
+        "image",
+        ValueError,
+        r"line 12, column 'image': cannot read image file .*broken10\.png: expected an image",
+    ),
     "missing_file": ("missing", FileNotFoundError, r"line 12, column 'audio': audio file not found: .*gone\.wav"),
     "unknown_label": ("label", ValueError, r"line 12, column 'label': label 'eleven' is not one of data.classes"),
     "missing_column": ("short", ValueError, r"line 12: no column 'label' \(the label\)"),
@@ -266,7 +307,9 @@ def test_on_error_skip_skips_and_counts_every_bad_row(real_rows):
     rows = split_rows(real_rows)
     for i, (how, _, _) in enumerate(BAD_ROWS.values()):
         spoil(root, rows[10 + i], how)
-    dm = ManifestDataModule(str(write_spoiled(root, rows, "all_bad.csv")), on_error="skip", classes=WORDS, **SMALL_AUDIO)
+    dm = ManifestDataModule(
+        str(write_spoiled(root, rows, "all_bad.csv")), on_error="skip", classes=WORDS, **SMALL_AUDIO
+    )
     dm.setup()
     assert dm.skipped == {reason: 1 for reason in BAD_ROWS}
     assert sum(len(s) for s in dm.splits.values()) == N_ROWS - len(BAD_ROWS)
@@ -280,9 +323,15 @@ def test_missing_manifest_and_unknown_configured_column(real_rows, tmp_path):
         ManifestDataModule(str(write_csv(root, rows)), columns={"image": "photo"}).setup()
     with pytest.raises(ValueError, match=r"no label column 'target'"):
         ManifestDataModule(str(write_csv(root, rows)), label_column="target").setup()
-    with pytest.raises(ValueError, match=r"columns \['caption', 'speaker'\] all look like text; choose one with data.columns.text"):
-        ManifestDataModule(str(write_csv(root, [{**r, "speaker": r["caption"].split()[0]} for r in rows], "two_texts.csv"))).setup()
-    bad = write_csv(root, [{**r, "duration": "n/a" if i == 3 else r["duration"]} for i, r in enumerate(rows)], "nan.csv")
+    with pytest.raises(
+        ValueError, match=r"columns \['caption', 'speaker'\] all look like text; choose one with data.columns.text"
+    ):
+        ManifestDataModule(
+            str(write_csv(root, [{**r, "speaker": r["caption"].split()[0]} for r in rows], "two_texts.csv"))
+        ).setup()
+    bad = write_csv(
+        root, [{**r, "duration": "n/a" if i == 3 else r["duration"]} for i, r in enumerate(rows)], "nan.csv"
+    )
     with pytest.raises(ValueError, match=r"nan\.csv line 5, column 'duration': 'n/a' is not a finite number"):
         ManifestDataModule(str(bad), columns={"tabular": ["duration"], "text": "caption"}, **SMALL_AUDIO).setup()
 
@@ -291,21 +340,33 @@ def test_manifest_trains_end_to_end(real_rows, cfg_factory):
     root, rows = real_rows
     path = write_csv(root, rows, "train.csv")
     overrides = [f"data.{k}={v}" for k, v in SMALL_AUDIO.items()]
-    cfg = cfg_factory("data=manifest", f"data.path={path}", *overrides, "data.batch_size=16", "fusion=concat",
-                      "trainer.max_epochs=1", "callbacks=minimal", "logger=none", "trainer.enable_progress_bar=false",
-                      tiny=False)
+    cfg = cfg_factory(
+        "data=manifest",
+        f"data.path={path}",
+        *overrides,
+        "data.batch_size=16",
+        "fusion=concat",
+        "trainer.max_epochs=1",
+        "callbacks=minimal",
+        "logger=none",
+        "trainer.enable_progress_bar=false",
+        tiny=False,
+    )
     record = train(cfg)
     assert record["status"] == "completed"
-    assert {m: s["kind"] for m, s in record["data"]["modalities"].items()} == \
-        {"image": "image", "audio": "audio", "text": "text", "tabular": "tabular"}
+    assert {m: s["kind"] for m, s in record["data"]["modalities"].items()} == {
+        "image": "image",
+        "audio": "audio",
+        "text": "text",
+        "tabular": "tabular",
+    }
     assert record["data"]["sizes"] == {"train": 48, "val": 6, "test": 6}
     assert math.isfinite(record["metrics"]["test/acc"])
 
 
 def test_a_local_hugging_face_tokenizer_replaces_the_vocabulary(real_rows, tmp_path):
-    from test_pretrained import tiny_hf_model  # skips without the optional [hf] extra
-
     from mmfuse.encoders.pretrained import HFTextEncoder
+    from test_pretrained import tiny_hf_model  # skips without the optional [hf] extra
 
     root, rows = real_rows
     model_dir = tiny_hf_model(tmp_path / "bert")

@@ -10,7 +10,6 @@ import torch
 from conftest import require_module
 from mmfuse.data.spec import ModalitySpec
 from mmfuse.encoders.pretrained import HFTextEncoder, ResNet18Encoder
-from mmfuse.models.frozen import SUFFIX
 from mmfuse.train import train
 
 IMAGE = ModalitySpec("image", (1, 28, 28))
@@ -52,7 +51,9 @@ def test_frozen_encoder_embeddings_are_computed_once_and_used(cfg_factory, monke
                       "evaluation.robustness=false")  # robustness re-encodes corrupted images on purpose
     calls = []
     original = ResNet18Encoder.forward
-    monkeypatch.setattr(ResNet18Encoder, "forward", lambda self, x, mask=None: calls.append(len(x)) or original(self, x, mask))
+    monkeypatch.setattr(
+        ResNet18Encoder, "forward", lambda self, x, mask=None: calls.append(len(x)) or original(self, x, mask)
+    )
     rec = train(cfg)
     assert rec["status"] == "completed"
     # one pass over each split's images (train 140, val 30, test 30), none while training or testing
@@ -77,8 +78,14 @@ def tiny_hf_model(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.txt").write_text("\n".join(words) + "\n")
     transformers.BertTokenizerFast(str(folder / "vocab.txt")).save_pretrained(folder)
-    config = transformers.BertConfig(vocab_size=len(words), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                                     intermediate_size=32, max_position_embeddings=32)
+    config = transformers.BertConfig(
+        vocab_size=len(words),
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+    )
     transformers.BertModel(config).save_pretrained(folder)
     return folder
 
@@ -89,14 +96,17 @@ def test_hf_encoder_runs_a_local_model_on_its_tokenizers_ids(tmp_path):
     model_dir = tiny_hf_model(tmp_path / "bert")
     tok = AutoTokenizer.from_pretrained(str(model_dir))
     batch = tok(["the cat sat", "a dog ran on the mat fast"], padding="max_length", max_length=12, return_tensors="pt")
-    spec = ModalitySpec("text", (12,), dtype="int64", vocab_size=tok.vocab_size, has_mask=True,
-                        extra={"tokenizer": str(model_dir)})
+    spec = ModalitySpec(
+        "text", (12,), dtype="int64", vocab_size=tok.vocab_size, has_mask=True, extra={"tokenizer": str(model_dir)}
+    )
     enc = HFTextEncoder(spec, model_dir=str(model_dir), out_dim=8, freeze=True).train()
     out = enc(batch["input_ids"], batch["attention_mask"].bool())
     assert out.shape == (2, 8) and not enc.backbone.training
     # padding does not change a sample's embedding
     shorter = tok(["the cat sat"], padding="max_length", max_length=12, return_tensors="pt")
-    torch.testing.assert_close(enc(shorter["input_ids"], shorter["attention_mask"].bool())[0], out[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        enc(shorter["input_ids"], shorter["attention_mask"].bool())[0], out[0], atol=1e-5, rtol=0
+    )
     wrong = ModalitySpec("text", (12,), dtype="int64", vocab_size=64, has_mask=True)
     with pytest.raises(ValueError, match="same tokenizer"):
         HFTextEncoder(wrong, model_dir=str(model_dir))

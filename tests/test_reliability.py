@@ -10,8 +10,8 @@ import time
 
 import pytest
 import torch
-from conftest import ROOT, lock_is_free, run_cli
 
+from conftest import ROOT, lock_is_free, run_cli
 from mmfuse.runs.folder import RunFolder
 
 TINY = ["logger=none", "callbacks=minimal", "data.n_samples=300", "data.modalities=[tabular]",
@@ -24,9 +24,16 @@ def test_a_sweep_with_a_raising_and_a_diverging_job_finishes_the_others(tmp_path
                      "trainer.max_epochs=2")
     assert result.returncode == 1
     assert "2 job(s) failed" in result.stderr and "Traceback" not in result.stderr
-    recs = {r["config"]["model"]["optimizer"]["lr"]: r for r in map(lambda p: json.loads(p.read_text()), tmp_path.rglob("run.json"))}
-    assert [recs[0.01]["status"], recs[0.02]["status"], recs[1e30]["status"], recs[-1]["status"]] == \
-        ["completed", "completed", "diverged", "failed"]
+    recs = {
+        r["config"]["model"]["optimizer"]["lr"]: r
+        for r in map(lambda p: json.loads(p.read_text()), tmp_path.rglob("run.json"))
+    }
+    assert [recs[0.01]["status"], recs[0.02]["status"], recs[1e30]["status"], recs[-1]["status"]] == [
+        "completed",
+        "completed",
+        "diverged",
+        "failed",
+    ]
     assert recs[1e30]["error"]["step"] >= 0 and "model.optimizer.lr=-1" in recs[-1]["error"]["message"]
     (sweep,) = (tmp_path / "sweeps").iterdir()
     report = run_cli("compare", str(sweep))
@@ -36,8 +43,19 @@ def test_a_sweep_with_a_raising_and_a_diverging_job_finishes_the_others(tmp_path
 
 def test_ctrl_c_stops_gracefully_saves_last_ckpt_and_marks_the_run_interrupted(tmp_path):
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
-    cmd = [sys.executable, "-m", "mmfuse", "train", f"paths.output_dir={tmp_path}", "logger=none", "callbacks=minimal",
-           "data.n_samples=4000", "trainer.max_epochs=200", "evaluation.robustness=false", "trainer.enable_progress_bar=false"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mmfuse",
+        "train",
+        f"paths.output_dir={tmp_path}",
+        "logger=none",
+        "callbacks=minimal",
+        "data.n_samples=4000",
+        "trainer.max_epochs=200",
+        "evaluation.robustness=false",
+        "trainer.enable_progress_bar=false",
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     record = None

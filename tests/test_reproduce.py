@@ -6,8 +6,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import CONF, run_cli
 
+from conftest import CONF, run_cli
 from mmfuse.cli import reproduce
 from mmfuse.lifecycle import reproduce as lib
 
@@ -62,7 +62,9 @@ def test_reproduce_a_sweep_and_selected_jobs(trained, capsys):
     assert sorted(p.name for p in batch.iterdir()) == sorted(p.name for p in sweep.iterdir() if p.is_dir())
     runs, is_sweep = lib.select_runs(sweep, "1")
     assert is_sweep and len(runs) == 1 and runs[0].name.startswith("1_")
-    assert json.loads((batch / runs[0].name / "run.json").read_text())["reproduced_from"]["run_dir"] == str(runs[0].resolve())
+    assert json.loads((batch / runs[0].name / "run.json").read_text())["reproduced_from"]["run_dir"] == str(
+        runs[0].resolve()
+    )
 
 
 def test_a_tampered_metric_is_detected(trained, tmp_path, capsys):
@@ -77,10 +79,18 @@ def test_a_tampered_metric_is_detected(trained, tmp_path, capsys):
 
 
 def test_environment_difference_switches_to_tolerance():
-    original = {"versions": {"torch": "2.0"}, "environment": {"threads": 2, "device": "cpu"}, "git": {"commit": "a"},
-                "data_fingerprint": "x"}
-    new = {"versions": {"torch": "2.1"}, "environment": {"threads": 1, "device": "cpu"}, "git": {"commit": "b"},
-           "data_fingerprint": "x"}
+    original = {
+        "versions": {"torch": "2.0"},
+        "environment": {"threads": 2, "device": "cpu"},
+        "git": {"commit": "a"},
+        "data_fingerprint": "x",
+    }
+    new = {
+        "versions": {"torch": "2.1"},
+        "environment": {"threads": 1, "device": "cpu"},
+        "git": {"commit": "b"},
+        "data_fingerprint": "x",
+    }
     strict, notes = lib.environment_differences(original, new)
     assert strict == ["torch 2.0 -> 2.1", "threads 2 -> 1"] and notes == ["git commit a -> b"]
     rows = lib.compare_metrics({"a": 0.5}, {"a": 0.5004}, tolerance=1e-3)
@@ -94,8 +104,11 @@ def test_failed_run_and_non_run_folders_are_one_clear_line(trained, tmp_path, ca
     (failed / "run.json").write_text(json.dumps({**record, "status": "failed"}))
     empty = tmp_path / "empty"
     empty.mkdir()
-    for path, expected in [(failed, "'failed', not 'completed'"), (empty, "neither a run folder nor a sweep"),
-                           (tmp_path / "nope", "no such folder")]:
+    for path, expected in [
+        (failed, "'failed', not 'completed'"),
+        (empty, "neither a run folder nor a sweep"),
+        (tmp_path / "nope", "no such folder"),
+    ]:
         assert reproduce.main([str(path)]) == 2
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and expected in err and "Traceback" not in err, err

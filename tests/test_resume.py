@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, run_cli
-
 from mmfuse.cli import reproduce, resume
 from mmfuse.lifecycle.resume import checkpoint_epoch, cut_metrics_csv
 from mmfuse.tracking.wandb_offline import read_offline_run
@@ -65,8 +64,13 @@ def kill_past_a_checkpoint(proc: subprocess.Popen, run_root: Path, timeout: floa
 
 def test_sigkilled_run_resumes_to_the_uninterrupted_metrics_and_log(tmp_path, capsys):
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
-    proc = subprocess.Popen([sys.executable, "-m", "mmfuse", "train", "fusion=concat", f"paths.output_dir={tmp_path}", *SLOW],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mmfuse", "train", "fusion=concat", f"paths.output_dir={tmp_path}", *SLOW],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     run_dir, epoch, logged_before = kill_past_a_checkpoint(proc, tmp_path)
     # the kill came mid-training, after the checkpoint of `epoch` and rows of the epoch after it: the resume has
     # whole epochs left to train and rows to log again
@@ -147,8 +151,13 @@ def test_a_sweep_folder_resumes_its_unfinished_jobs_and_leaves_the_completed_one
 def test_a_resumed_run_continues_its_wandb_run(tmp_path):
     """The resumed run logs to the W&B run the killed one started: the same id in run.json and in both offline run
     folders (W&B writes one folder per process), and the resumed one holds the final test metrics."""
-    done = run_cli("train", "fusion=concat", *[o for o in TWO_EPOCHS if o != "logger=csv"], "logger=many",
-                   f"paths.output_dir={tmp_path}")
+    done = run_cli(
+        "train",
+        "fusion=concat",
+        *[o for o in TWO_EPOCHS if o != "logger=csv"],
+        "logger=many",
+        f"paths.output_dir={tmp_path}",
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     [run_dir] = [p.parent for p in tmp_path.glob("runs/*/run.json")]
     complete = as_killed_after_its_final_checkpoint(run_dir)
@@ -169,8 +178,14 @@ def test_metrics_csv_is_cut_back_to_the_checkpoint(tmp_path):
     """Checkpoint of epoch 1 at step 4: rows of epochs 0-1 stay, epoch 2's go; a row without an epoch (the learning
     rate monitor's) stays before step 4 only; the last line, cut short by the kill, goes; kept lines keep their text."""
     path = tmp_path / "metrics.csv"
-    kept = ["epoch,step,lr-AdamW,train/loss_step,val/acc\r\n", ",0,0.001,,\r\n", "0,1,,0.912345678,\r\n",
-            "0,1,,,0.5\r\n", ",2,0.002,,\r\n", "1,3,,0.75,0.6\r\n"]
+    kept = [
+        "epoch,step,lr-AdamW,train/loss_step,val/acc\r\n",
+        ",0,0.001,,\r\n",
+        "0,1,,0.912345678,\r\n",
+        "0,1,,,0.5\r\n",
+        ",2,0.002,,\r\n",
+        "1,3,,0.75,0.6\r\n",
+    ]
     dropped = [",4,0.003,,\r\n", "2,5,,0.5,\r\n"]
     path.write_text("".join(kept + dropped) + "2,7,,0.4", encoding="utf-8", newline="")
     assert cut_metrics_csv(path, epoch=1, step=4) == 3
@@ -183,9 +198,11 @@ def test_resume_refuses_completed_live_and_checkpointless_runs(tmp_path, capsys)
     run = tmp_path / "run"
     (run / ".hydra").mkdir(parents=True)
     (run / ".hydra" / "config.yaml").write_text("seed: 0\n")
-    cases = [({"status": "completed"}, "already completed"),
-             ({"status": "running", "pid": os.getpid()}, "still being trained by process"),
-             ({"status": "failed"}, "no checkpoints/last.ckpt")]
+    cases = [
+        ({"status": "completed"}, "already completed"),
+        ({"status": "running", "pid": os.getpid()}, "still being trained by process"),
+        ({"status": "failed"}, "no checkpoints/last.ckpt"),
+    ]
     for rec, expected in cases:
         (run / "run.json").write_text(json.dumps(rec))
         assert resume.main([f"resume={run}"]) == 2

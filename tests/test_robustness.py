@@ -48,7 +48,10 @@ def test_noise_hurts_and_auc_is_recorded(runs):
         for corruption, (c0, c1, c2) in per_corruption.items():
             assert rob["auc"][m][corruption] == pytest.approx(0.5 * (c0 + c1) / 2 + 0.5 * (c1 + c2) / 2, abs=1e-12)
     alone = runs["unimodal_tabular"]["robustness"]  # no other modality to fall back on
-    assert alone["noise"]["tabular"]["dropout"][-1] < alone["clean"] and alone["noise"]["tabular"]["gaussian"][-1] < alone["clean"]
+    assert (
+        alone["noise"]["tabular"]["dropout"][-1] < alone["clean"]
+        and alone["noise"]["tabular"]["gaussian"][-1] < alone["clean"]
+    )
 
 
 def test_same_seed_gives_the_same_corrupted_data_across_strategies(cfg_factory, runs):
@@ -64,19 +67,31 @@ def test_same_seed_gives_the_same_corrupted_data_across_strategies(cfg_factory, 
     assert a["noise"] == b["noise"]
 
 
-@pytest.mark.parametrize("overrides, match", [
-    (["evaluation.severities=[0.0,1.5]"], r"\[1.5\] outside the allowed range \[0, 1\]"),
-    (["data.modalities=[image]", "fusion=unimodal_image", "evaluation.robustness=true"],
-     r"evaluation.robustness=true needs a data set with two or more modalities.*'synthetic' has only \['image'\]; "
-     r"allowed: auto .* or false"),
-    (["evaluation.robustness=sometimes"], r"evaluation.robustness='sometimes': expected true, false or auto"),
-    (["evaluation.modalities=[video]"], r"\['video'\] not modalities of the data set; allowed: \['image', 'tabular'\]"),
-    (["evaluation.severities=[0.0,0.5,0.2]"], r"evaluation.severities=\[0.0, 0.5, 0.2\]: expected ascending order"),
-    (["evaluation.max_samples=0"], r"evaluation.max_samples=0: expected an integer >= 1 or null"),
-    (["evaluation.max_samples=-5"], r"evaluation.max_samples=-5: expected an integer >= 1 or null"),
-    (["evaluation.max_samples=91"], r"evaluation.max_samples=91 is larger than the test set of data set 'synthetic' "
-                                    r"\(90 samples\); expected at most 90"),
-])
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        (["evaluation.severities=[0.0,1.5]"], r"\[1.5\] outside the allowed range \[0, 1\]"),
+        (
+            ["data.modalities=[image]", "fusion=unimodal_image", "evaluation.robustness=true"],
+            r"evaluation.robustness=true needs a data set with two or more modalities.*'synthetic' has only "
+            r"\['image'\]; "
+            r"allowed: auto .* or false",
+        ),
+        (["evaluation.robustness=sometimes"], r"evaluation.robustness='sometimes': expected true, false or auto"),
+        (
+            ["evaluation.modalities=[video]"],
+            r"\['video'\] not modalities of the data set; allowed: \['image', 'tabular'\]",
+        ),
+        (["evaluation.severities=[0.0,0.5,0.2]"], r"evaluation.severities=\[0.0, 0.5, 0.2\]: expected ascending order"),
+        (["evaluation.max_samples=0"], r"evaluation.max_samples=0: expected an integer >= 1 or null"),
+        (["evaluation.max_samples=-5"], r"evaluation.max_samples=-5: expected an integer >= 1 or null"),
+        (
+            ["evaluation.max_samples=91"],
+            r"evaluation.max_samples=91 is larger than the test set of data set 'synthetic' "
+            r"\(90 samples\); expected at most 90",
+        ),
+    ],
+)
 def test_bad_robustness_settings_fail_before_training(cfg_factory, overrides, match):
     cfg = cfg_factory(*COMMON, *overrides)
     with pytest.raises(ValueError, match=match):
@@ -87,8 +102,14 @@ def test_auto_skips_robustness_on_a_one_modality_data_set(cfg_factory):
     from mmfuse.models.build import build_model
     from test_complexity import formula_flops
 
-    cfg = cfg_factory("logger=none", "data.modalities=[image]", "data.interaction=redundant", "fusion=unimodal_image",
-                      "data.n_samples=200", "trainer.max_epochs=1")
+    cfg = cfg_factory(
+        "logger=none",
+        "data.modalities=[image]",
+        "data.interaction=redundant",
+        "fusion=unimodal_image",
+        "data.n_samples=200",
+        "trainer.max_epochs=1",
+    )
     record = train(cfg)
     assert record["status"] == "completed" and "robustness" not in record
     dm = instantiate(cfg.data)

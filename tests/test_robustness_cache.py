@@ -4,13 +4,13 @@ from __future__ import annotations
 import pytest
 import torch
 from hydra.utils import instantiate
-from robustness_reference import flat, reference_robustness
 
 from conftest import CONF
 from mmfuse.evaluation.robustness import evaluate_robustness
 from mmfuse.models.build import build_model
 from mmfuse.models.frozen import precompute_frozen_embeddings
 from mmfuse.models.metrics import loss_fn
+from robustness_reference import flat, reference_robustness
 
 STRATEGIES = sorted(p.stem for p in (CONF / "fusion").glob("*.yaml") if p.stem != "unimodal")
 SEVERITIES = [0.0, 0.3, 1.0]
@@ -32,7 +32,7 @@ def briefly_trained(model, dm, steps: int = 25):
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     train = dm.splits["train"].tensors
     model.train()
-    for step in range(steps):
+    for _step in range(steps):
         index = torch.randint(0, len(train["label"]), (64,))
         batch = {k: v[index] for k, v in train.items()}
         optimizer.zero_grad()
@@ -69,7 +69,9 @@ def test_a_frozen_encoders_cached_embedding_is_used_clean_and_recomputed_under_n
     model.encoders["image"].frozen = True
     assert precompute_frozen_embeddings(model, dm) == ["image"]
     # the cache is the truth for clean scores: spoil it, and both paths must see the spoilt clean embeddings alike
-    dm.splits["test"].tensors["image__embedding"] += 0.5 * torch.randn_like(dm.splits["test"].tensors["image__embedding"])
+    dm.splits["test"].tensors["image__embedding"] += 0.5 * torch.randn_like(
+        dm.splits["test"].tensors["image__embedding"]
+    )
     cached = flat(evaluate_robustness(model, dm, SEVERITIES, seed=2, batch_size=100))
     reference = flat(reference_robustness(model, dm, SEVERITIES, seed=2, batch_size=100))
     assert cached == pytest.approx(reference, abs=1e-6)

@@ -19,18 +19,25 @@ def records(sweep_root: Path) -> list[dict]:
 
 
 def test_optuna_search_runs_three_trials_and_survives_a_failing_one(tmp_path):
-    """Three trials on a grid: one has an invalid modality dropout, fails, is recorded as failed; the search finishes."""
+    """Three trials on a grid: one has an invalid modality dropout, fails, is recorded as failed; the search
+    finishes."""
     conf = tmp_path / "conf"
     shutil.copytree(CONF, conf)
     # the shipped search with a grid sampler (TPE would pick the values at random)
     shipped = yaml.safe_load((CONF / "hparams_search" / "fusion_optuna.yaml").read_text())
-    shipped["defaults"] = [d if "sampler" not in str(d) else {"override /hydra/sweeper/sampler": "grid"}
-                           for d in shipped["defaults"]]
+    shipped["defaults"] = [
+        d if "sampler" not in str(d) else {"override /hydra/sweeper/sampler": "grid"} for d in shipped["defaults"]
+    ]
     del shipped["hydra"]["sweeper"]["sampler"]
     shipped["hydra"]["sweeper"].update(n_trials=3, params={"model.modality_dropout": "choice(0.0, 0.2, 1.5)"})
     (conf / "hparams_search" / "tiny_grid.yaml").write_text("# @package _global_\n" + yaml.safe_dump(shipped))
-    done = run_cli("train", "hparams_search=tiny_grid", f"paths.output_dir={tmp_path / 'out'}", *TINY,
-                   env={"MMFUSE_CONFIG_DIR": str(conf)})
+    done = run_cli(
+        "train",
+        "hparams_search=tiny_grid",
+        f"paths.output_dir={tmp_path / 'out'}",
+        *TINY,
+        env={"MMFUSE_CONFIG_DIR": str(conf)},
+    )
     assert done.returncode == 1, done.stderr[-3000:]  # one trial failed: said, and the search still finished
     assert "1 job(s) failed" in done.stderr and "model.modality_dropout=1.5" in done.stderr
     runs = records(tmp_path / "out")
@@ -51,19 +58,27 @@ def test_the_shipped_tpe_search_runs_its_seeded_trials(tmp_path):
     import optuna
     from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
 
-    done = run_cli("train", "hparams_search=fusion_optuna", "hydra.sweeper.n_trials=2", f"paths.output_dir={tmp_path}",
-                   *TINY)
+    done = run_cli(
+        "train", "hparams_search=fusion_optuna", "hydra.sweeper.n_trials=2", f"paths.output_dir={tmp_path}", *TINY
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     shipped = yaml.safe_load((CONF / "hparams_search" / "fusion_optuna.yaml").read_text())["hydra"]["sweeper"]
     space, _ = create_params_from_overrides([f"{k}={v}" for k, v in shipped["params"].items()])
-    sampler = optuna.samplers.TPESampler(seed=shipped["sampler"]["seed"],
-                                         n_startup_trials=shipped["sampler"]["n_startup_trials"])
+    sampler = optuna.samplers.TPESampler(
+        seed=shipped["sampler"]["seed"], n_startup_trials=shipped["sampler"]["n_startup_trials"]
+    )
     study = optuna.create_study(sampler=sampler, direction=shipped["direction"])
     expected = [study.ask(fixed_distributions=space).params for _ in range(2)]
     runs = records(tmp_path)
     assert [r["status"] for r in runs] == ["completed", "completed"]
-    seen = [{"fusion": r["choices"]["fusion"], "model.optimizer.lr": r["config"]["model"]["optimizer"]["lr"],
-             "model.modality_dropout": r["config"]["model"]["modality_dropout"]} for r in runs]
+    seen = [
+        {
+            "fusion": r["choices"]["fusion"],
+            "model.optimizer.lr": r["config"]["model"]["optimizer"]["lr"],
+            "model.modality_dropout": r["config"]["model"]["modality_dropout"],
+        }
+        for r in runs
+    ]
     assert seen == expected
     result = yaml.safe_load(next(tmp_path.glob("sweeps/*/optimization_results.yaml")).read_text())
     best = max(runs, key=lambda r: r["metrics"]["val/acc_best"])
@@ -72,8 +87,15 @@ def test_the_shipped_tpe_search_runs_its_seeded_trials(tmp_path):
 
 
 def test_submitit_local_launcher_runs_each_job_in_its_own_process(tmp_path):
-    done = run_cli("train", "-m", "hydra/launcher=submitit_local", "hydra.launcher.cpus_per_task=1", "fusion=concat,late",
-                   f"paths.output_dir={tmp_path}", *TINY)
+    done = run_cli(
+        "train",
+        "-m",
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.cpus_per_task=1",
+        "fusion=concat,late",
+        f"paths.output_dir={tmp_path}",
+        *TINY,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     runs = records(tmp_path)
     assert sorted(r["choices"]["fusion"] for r in runs) == ["concat", "late"]
@@ -103,9 +125,19 @@ def test_ddp_cpu_on_two_processes_matches_one_process_and_writes_once(tmp_path):
     """
     seen = ["+callbacks.seen._target_=seen_samples.SeenSamples"]
     python_path = os.pathsep.join(p for p in (str(Path(__file__).parent), os.environ.get("PYTHONPATH")) if p)
-    done = run_cli("train", "-m", "trainer=ddp_cpu,default", "threads=1", "data.modalities=[text,tabular]",
-                   "model.head.dropout=0", f"paths.output_dir={tmp_path}", *TINY, "trainer.max_epochs=2", *seen,
-                   env={"PYTHONPATH": python_path})
+    done = run_cli(
+        "train",
+        "-m",
+        "trainer=ddp_cpu,default",
+        "threads=1",
+        "data.modalities=[text,tabular]",
+        "model.head.dropout=0",
+        f"paths.output_dir={tmp_path}",
+        *TINY,
+        "trainer.max_epochs=2",
+        *seen,
+        env={"PYTHONPATH": python_path},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     sweeps = list((tmp_path / "sweeps").iterdir())
     assert len(sweeps) == 1 and len(list(sweeps[0].glob("*/run.json"))) == 2

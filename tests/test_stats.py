@@ -7,9 +7,21 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from mmfuse.reporting.stats import (ALPHA, PAIRED, POWER, UNTESTABLE_PAIRED, UNTESTABLE_WELCH, WELCH, Gap,
-                                    bootstrap_ci95, corrected, detectable_gap, gap_to_best, seeds_needed,
-                                    summarise_metrics)
+from mmfuse.reporting.stats import (
+    ALPHA,
+    PAIRED,
+    POWER,
+    UNTESTABLE_PAIRED,
+    UNTESTABLE_WELCH,
+    WELCH,
+    Gap,
+    bootstrap_ci95,
+    corrected,
+    detectable_gap,
+    gap_to_best,
+    seeds_needed,
+    summarise_metrics,
+)
 from mmfuse.reporting.tables import UNTESTABLE, detail_table, lead_table, legend, mark, power_table
 
 BEST = np.array([0.90, 0.92, 0.91, 0.93, 0.89])

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
-from conftest import lock_is_free
 
+from conftest import lock_is_free
 from mmfuse.train import train
 
 RECORD_KEYS = {"status", "config", "metrics", "timing", "params", "git", "versions", "data_fingerprint"}
@@ -66,7 +66,10 @@ def test_one_epoch_run_writes_record_checkpoints_and_logs(cfg_factory):
     assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1
     assert on_disk["wandb"]["status"] == "ok" and on_disk["wandb"]["mode"] == "offline"
     params = on_disk["params"]
-    assert params["total"] == sum(v for k, v in params.items() if k.startswith("encoder/")) + params["fusion"] + params["head"]
+    assert (
+        params["total"]
+        == sum(v for k, v in params.items() if k.startswith("encoder/")) + params["fusion"] + params["head"]
+    )
     assert len(on_disk["history"]) == 1 and "val/acc" in on_disk["history"][0]
     assert on_disk["timing"]["wall_seconds"] > 0 and len(on_disk["data_fingerprint"]) == 64
     assert lock_is_free(run_dir)
@@ -123,8 +126,14 @@ def test_mismatches_fail_before_training_and_are_recorded(cfg_factory, overrides
 
 def test_bf16_mixed_precision_path_runs(cfg_factory):
     """trainer=gpu is bf16-mixed; without a GPU its precision path still runs end to end on the CPU."""
-    cfg = cfg_factory("trainer=gpu", "trainer.accelerator=cpu", "logger=none", "fusion=transformer",
-                      "data.modalities=[tabular,text]", "encoder/text=bag")
+    cfg = cfg_factory(
+        "trainer=gpu",
+        "trainer.accelerator=cpu",
+        "logger=none",
+        "fusion=transformer",
+        "data.modalities=[tabular,text]",
+        "encoder/text=bag",
+    )
     rec = train(cfg)
     assert rec["status"] == "completed" and rec["environment"]["precision"] == "bf16-mixed"
     correct = rec["metrics"]["test/acc"] * rec["data"]["sizes"]["test"]  # accuracy is a count over the test split
@@ -135,8 +144,13 @@ def test_bf16_mixed_precision_path_runs(cfg_factory):
 def test_divergence_ends_the_run_as_diverged(cfg_factory):
     from mmfuse.callbacks.divergence import Diverged
 
-    cfg = cfg_factory("logger=none", "model.optimizer._target_=torch.optim.SGD", "model.optimizer.lr=1e30",
-                      "model.optimizer.weight_decay=0", "trainer.gradient_clip_val=null")
+    cfg = cfg_factory(
+        "logger=none",
+        "model.optimizer._target_=torch.optim.SGD",
+        "model.optimizer.lr=1e30",
+        "model.optimizer.weight_decay=0",
+        "trainer.gradient_clip_val=null",
+    )
     with pytest.raises(Diverged, match="non-finite"):
         train(cfg)
     rec = json.loads((Path(cfg.paths.run_dir) / "run.json").read_text())
@@ -193,7 +207,9 @@ class StepLosses(pl.Callback):
     seen: list[tuple[int, int, float, int]] = []
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        StepLosses.seen.append((trainer.current_epoch, trainer.global_step - 1, float(outputs["loss"]), len(batch["label"])))
+        StepLosses.seen.append(
+            (trainer.current_epoch, trainer.global_step - 1, float(outputs["loss"]), len(batch["label"]))
+        )
 
 
 def test_logged_training_loss_is_each_written_steps_loss_and_the_epochs_weighted_mean(cfg_factory):
@@ -223,7 +239,9 @@ def test_logged_training_loss_is_each_written_steps_loss_and_the_epochs_weighted
         mean = sum(loss * n for loss, n in losses) / sum(n for _, n in losses)
         assert row["train/loss_epoch"] == pytest.approx(mean, rel=1e-5) and "train/acc" in row
     epoch_rows = [r for r in rows if r.get("train/loss_epoch")]
-    assert [float(r["train/loss_epoch"]) for r in epoch_rows] == pytest.approx([row["train/loss_epoch"] for row in history])
+    assert [float(r["train/loss_epoch"]) for r in epoch_rows] == pytest.approx(
+        [row["train/loss_epoch"] for row in history]
+    )
     assert [float(r["train/acc"]) for r in epoch_rows] == pytest.approx([row["train/acc"] for row in history])
     assert history[-1]["train/acc"] == record["metrics"]["train/acc"]
 
@@ -265,8 +283,11 @@ def test_last_ckpt_holds_the_last_epoch_when_the_monitored_metric_stopped_improv
     from mmfuse.train.components import instantiate_callbacks
 
     cfg = cfg_factory()
-    callbacks = [cb for cb in instantiate_callbacks(cfg, "multiclass", has_logger=False)
-                 if isinstance(cb, pl.callbacks.ModelCheckpoint)]
+    callbacks = [
+        cb
+        for cb in instantiate_callbacks(cfg, "multiclass", has_logger=False)
+        if isinstance(cb, pl.callbacks.ModelCheckpoint)
+    ]
 
     class Worsening(pl.LightningModule):  # val/acc is best at epoch 0 and falls after
         def __init__(self):
@@ -283,8 +304,15 @@ def test_last_ckpt_holds_the_last_epoch_when_the_monitored_metric_stopped_improv
             return torch.optim.SGD(self.parameters(), lr=0.01)
 
     data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(4, 2)), batch_size=2)
-    trainer = pl.Trainer(max_epochs=3, callbacks=callbacks, logger=False, enable_progress_bar=False,
-                         enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=tmp_path)
+    trainer = pl.Trainer(
+        max_epochs=3,
+        callbacks=callbacks,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=tmp_path,
+    )
     trainer.fit(Worsening(), data, data)
     folder = Path(cfg.paths.run_dir) / "checkpoints"
     assert sorted(p.name for p in folder.iterdir()) == ["best.ckpt", "last.ckpt"]
@@ -329,7 +357,10 @@ def test_a_resumed_runs_csv_log_keeps_the_rows_before_the_interruption(tmp_path)
     resumed.save()
     with open(tmp_path / "csv" / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert [(r["epoch"], r["train/loss"], r["val/acc"]) for r in rows] == [("0", "1.5", ""), ("0", "", "0.5"),
-                                                                            ("1", "1.2", "")]
+    assert [(r["epoch"], r["train/loss"], r["val/acc"]) for r in rows] == [
+        ("0", "1.5", ""),
+        ("0", "", "0.5"),
+        ("1", "1.2", ""),
+    ]
     assert rows[2]["train/acc"] == "0.7"
     assert keep_csv_history(CSVLogger(tmp_path / "elsewhere", name="csv", version="")) == 0  # nothing to keep

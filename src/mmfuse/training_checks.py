@@ -12,6 +12,7 @@ import importlib
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+
 from mmfuse.plugins import is_plugin
 
 EXPECTED = "the dotted path of an importable class or function"

@@ -15,19 +15,41 @@ from mmfuse.reporting.stats import CORRECTIONS
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("paths", nargs="*", help="sweep folders, run folders or globs (default: the latest sweep)")
-    parser.add_argument("--by", nargs="+", default=None, metavar="KEY",
-                        help="config keys to group by, e.g. fusion or fusion.name (default: the keys that vary, seed excluded)")
-    parser.add_argument("--metrics", nargs="+", default=None, metavar="METRIC",
-                        help="metrics of the terminal tables (default: test/acc test/f1 val/acc_best); the files hold every metric")
+    parser.add_argument(
+        "--by",
+        nargs="+",
+        default=None,
+        metavar="KEY",
+        help="config keys to group by, e.g. fusion or fusion.name (default: the keys that vary, seed excluded)",
+    )
+    parser.add_argument(
+        "--metrics",
+        nargs="+",
+        default=None,
+        metavar="METRIC",
+        help="metrics of the terminal tables (default: test/acc test/f1 val/acc_best); the files hold every metric",
+    )
     parser.add_argument("--out", default=None, help="output folder (default: <first path>/comparison)")
-    parser.add_argument("--outputs", default="outputs", help="outputs folder whose latest sweep is the default (default: outputs)")
-    parser.add_argument("--correction", choices=CORRECTIONS, default="holm",
-                        help="multiple-comparison correction of the p-values against each metric's best group "
-                             "(default: holm, Holm-Bonferroni)")
-    parser.add_argument("--log-wandb", action="store_true",
-                        help="also log the comparison as a W&B run (job_type=compare, the sweep's group; offline unless WANDB_MODE=online)")
+    parser.add_argument(
+        "--outputs", default="outputs", help="outputs folder whose latest sweep is the default (default: outputs)"
+    )
+    parser.add_argument(
+        "--correction",
+        choices=CORRECTIONS,
+        default="holm",
+        help="multiple-comparison correction of the p-values against each metric's best group "
+        "(default: holm, Holm-Bonferroni)",
+    )
+    parser.add_argument(
+        "--log-wandb",
+        action="store_true",
+        help="also log the comparison as a W&B run (job_type=compare, the sweep's group; offline unless "
+             "WANDB_MODE=online)",
+    )
     return parser.parse_args(argv)
 
 

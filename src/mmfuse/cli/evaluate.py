@@ -17,13 +17,18 @@ from mmfuse.runs.folder import read_record
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("run_dir", help="a run folder (holding run.json, .hydra/ and checkpoints/)")
     parser.add_argument("overrides", nargs="*", help="key=value changes to the run's config, e.g. data.data_seed=1")
     parser.add_argument("--ckpt", choices=("best", "last"), default="best", help="which checkpoint (default: best)")
     parser.add_argument("--no-wandb", action="store_true", help="do not log the evaluation to W&B")
-    parser.add_argument("--trust-checkpoint", action="store_true",
-                        help="load the checkpoint with weights_only=False (runs pickled code: only for checkpoints you trust)")
+    parser.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="load the checkpoint with weights_only=False (runs pickled code: only for checkpoints you trust)",
+    )
     return parser.parse_intermixed_args(argv)
 
 
@@ -32,8 +37,9 @@ def main(argv: list[str]) -> int:
     apply_process_settings()
 
     def work() -> int:
-        results = evaluate(Path(args.run_dir), args.ckpt, args.overrides, use_wandb=not args.no_wandb,
-                           trust=args.trust_checkpoint)
+        results = evaluate(
+            Path(args.run_dir), args.ckpt, args.overrides, use_wandb=not args.no_wandb, trust=args.trust_checkpoint
+        )
         print_results(results, read_record(Path(args.run_dir)).get("metrics") or {})
         return 0
 

@@ -27,17 +27,27 @@ from mmfuse.deploy.export import FORMATS, PROG, export_run, print_result
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("run_dir", help="a completed run folder (run.json, .hydra/, checkpoints/)")
     parser.add_argument("--ckpt", choices=("best", "last"), default="best", help="which checkpoint (default: best)")
     parser.add_argument("--format", choices=FORMATS, default="pt2", help="pt2 (torch.export, default), onnx, or both")
     parser.add_argument("--out", type=Path, help="artifact folder (default: <run>/export/<timestamp>/); must not exist")
-    parser.add_argument("--tolerance", type=float, default=1e-4, help="largest allowed |exported - PyTorch| (default 1e-4)")
+    parser.add_argument(
+        "--tolerance", type=float, default=1e-4, help="largest allowed |exported - PyTorch| (default 1e-4)"
+    )
     parser.add_argument("--check-samples", type=int, default=64, help="test samples the self-check runs (default 64)")
-    parser.add_argument("--no-check", action="store_true",
-                        help="write model.onnx without checking it in onnxruntime (the .pt2 program is always checked)")
-    parser.add_argument("--trust-checkpoint", action="store_true",
-                        help="load the checkpoint with weights_only=False (runs pickled code: only for checkpoints you trust)")
+    parser.add_argument(
+        "--no-check",
+        action="store_true",
+        help="write model.onnx without checking it in onnxruntime (the .pt2 program is always checked)",
+    )
+    parser.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="load the checkpoint with weights_only=False (runs pickled code: only for checkpoints you trust)",
+    )
     return parser.parse_args(argv)
 
 
@@ -45,8 +55,18 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
 
     def work() -> int:
-        print_result(export_run(Path(args.run_dir), args.ckpt, args.format, args.out, args.trust_checkpoint,
-                                args.tolerance, args.check_samples, onnx_check=not args.no_check))
+        print_result(
+            export_run(
+                Path(args.run_dir),
+                args.ckpt,
+                args.format,
+                args.out,
+                args.trust_checkpoint,
+                args.tolerance,
+                args.check_samples,
+                onnx_check=not args.no_check,
+            )
+        )
         return 0
 
     return run_command(PROG, work)

@@ -30,15 +30,22 @@ PROG = "mmfuse predict"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("model", help="an export artifact folder (or its model.pt2), or a run folder")
     parser.add_argument("files", nargs="*", help="input files (FILE or MODALITY=FILE)")
     parser.add_argument("--input", type=Path, help="a manifest (.csv, .tsv, .jsonl) of samples")
-    parser.add_argument("--output", type=Path, help="write predictions and per-class probabilities to this .csv (new file)")
+    parser.add_argument(
+        "--output", type=Path, help="write predictions and per-class probabilities to this .csv (new file)"
+    )
     parser.add_argument("--top", type=int, default=3, help="classes shown per sample (default 3)")
     parser.add_argument("--batch-size", type=int, default=256, help="samples per forward pass (default 256)")
-    parser.add_argument("--trust-checkpoint", action="store_true",
-                        help="when a run has no export yet: load its checkpoint with weights_only=False")
+    parser.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="when a run has no export yet: load its checkpoint with weights_only=False",
+    )
     return parser.parse_args(argv)
 
 

@@ -87,9 +87,10 @@ def apply_process_settings() -> None:
         rank_zero.addFilter(_no_tips)
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")  # Lightning vs torch 2.14
     # epoch-level values FusionModule logs come from torchmetrics' compute(), already reduced across DDP processes
-    warnings.filterwarnings("ignore", message=r".*It is recommended to use `self.log\('(train|val|test)/.*sync_dist=True.*")
+    warnings.filterwarnings(
+        "ignore", message=r".*It is recommended to use `self.log\('(train|val|test)/.*sync_dist=True.*"
+    )
     drop_a_failing_nvml_check()
-
 
 
 # --- torchmetrics without optional packages (torchmetrics 1.9, lightning_utilities 0.15) ------------------------
@@ -198,7 +199,6 @@ def prewarm_wandb() -> None:
         wandb.setup()
     except Exception as e:  # noqa: BLE001 - the run's own start says what is wrong, or goes on without W&B
         log.debug("W&B not prewarmed: %s", e)
-
 
 
 # --- exit without module teardown (CPython: threading._shutdown and atexit._run_exitfuncs are private) -------------

@@ -22,16 +22,30 @@ from mmfuse.lifecycle.reproduce import PROG, reproduce
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("path", help="a run folder or a sweep folder")
-    parser.add_argument("--jobs", default=None, help="sweep jobs to reproduce, by job number: 0,3 (default: every completed job)")
-    parser.add_argument("--tolerance", type=float, default=1e-3,
-                        help="largest absolute metric difference accepted when the environment differs (default: 1e-3)")
-    parser.add_argument("--out", default=None, help="outputs folder to put reproductions/ under (default: the original's)")
+    parser.add_argument(
+        "--jobs", default=None, help="sweep jobs to reproduce, by job number: 0,3 (default: every completed job)"
+    )
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=1e-3,
+        help="largest absolute metric difference accepted when the environment differs (default: 1e-3)",
+    )
+    parser.add_argument(
+        "--out", default=None, help="outputs folder to put reproductions/ under (default: the original's)"
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    return run_command(PROG, lambda: reproduce(Path(args.path), load_training(), args.jobs, args.tolerance,
-                                               Path(args.out) if args.out else None))
+    return run_command(
+        PROG,
+        lambda: reproduce(
+            Path(args.path), load_training(), args.jobs, args.tolerance, Path(args.out) if args.out else None
+        ),
+    )

@@ -64,10 +64,11 @@ def run_train(argv: list[str], user_folders: tuple[Path, ...] = ()) -> int:
         train = process.load_training()
         startup.mark("imported")
 
-        process.fast_exit_in_worker()  # a joblib worker then skips the interpreter's module teardown when the sweep ends
+        # a joblib worker then skips the interpreter's module teardown when the sweep ends
+        process.fast_exit_in_worker()
         try:
             record = train(cfg)
-        except Exception as e:  # recorded in run.json by train(); here it only needs saying
+        except Exception as e:  # noqa: BLE001 - recorded in run.json by train(); here it only needs saying
             where = HydraConfig.get().runtime.output_dir
             report(f"mmfuse train [{where}]", e)
             failures.append(where)
@@ -79,8 +80,10 @@ def run_train(argv: list[str], user_folders: tuple[Path, ...] = ()) -> int:
         if metric:
             value = (record.get("metrics") or {}).get(metric)
             if value is None:
-                raise SystemExit(f"optimized_metric={metric}: not recorded by this run; recorded: "
-                                 f"{sorted((record.get('metrics') or {}))}")
+                raise SystemExit(
+                    f"optimized_metric={metric}: not recorded by this run; recorded: "
+                    f"{sorted((record.get('metrics') or {}))}"
+                )
             return float(value)
         return None
 

@@ -68,16 +68,22 @@ class AffectDataModule(MultimodalDataModule):
         if task not in ("regression", "multiclass"):
             raise ValueError(f"data.task={task!r}; the affect data support regression or multiclass")
         if task == "multiclass" and num_classes not in CLASS_NAMES:
-            raise ValueError(f"data.num_classes={num_classes}; the classification view has 2 (sign) or 7 (rounded score) classes")
+            raise ValueError(
+                f"data.num_classes={num_classes}; the classification view has 2 (sign) or 7 (rounded score) classes"
+            )
         if empty_modality not in EMPTY:
             raise ValueError(f"data.empty_modality={empty_modality!r}; expected one of {list(EMPTY)}")
         self.modality_names = list(modalities)
         if not self.modality_names or len(set(self.modality_names)) != len(self.modality_names):
-            raise ValueError(f"data.modalities must list distinct keys of the pickle's splits, got {self.modality_names}")
+            raise ValueError(
+                f"data.modalities must list distinct keys of the pickle's splits, got {self.modality_names}"
+            )
         self.path = Path(path)
         self.split_keys = dict(split_keys or SPLIT_KEYS)
         if set(self.split_keys) != {"train", "val", "test"}:
-            raise ValueError(f"data.split_keys must map train, val and test to the pickle's keys, got {self.split_keys}")
+            raise ValueError(
+                f"data.split_keys must map train, val and test to the pickle's keys, got {self.split_keys}"
+            )
         self.label_key = label_key
         self.task = task
         self.num_classes = num_classes if task == "multiclass" else 1
@@ -94,8 +100,15 @@ class AffectDataModule(MultimodalDataModule):
         return {m: ModalitySpec("sequence", self._shapes[m], has_mask=True) for m in self.modality_names}
 
     def fingerprint_params(self) -> dict[str, Any]:
-        return {"name": self.name, "modalities": self.modality_names, "split_keys": self.split_keys, "task": self.task,
-                "num_classes": self.num_classes, "empty_modality": self.empty_modality, "skipped": self.skipped}
+        return {
+            "name": self.name,
+            "modalities": self.modality_names,
+            "split_keys": self.split_keys,
+            "task": self.task,
+            "num_classes": self.num_classes,
+            "empty_modality": self.empty_modality,
+            "skipped": self.skipped,
+        }
 
     # --- reading -------------------------------------------------------------------
     def _read(self) -> dict[str, dict[str, np.ndarray]]:
@@ -103,10 +116,15 @@ class AffectDataModule(MultimodalDataModule):
         try:
             with open(self.path, "rb") as f:
                 data = pickle.load(f)
-        except Exception as e:
-            raise ValueError(f"cannot read {self.path}: expected a pickle of {{'train'|'valid'|'test': {{...}}}} ({e})") from None
+        except Exception as e:  # noqa: BLE001 - any reader failure becomes one message naming the file
+            raise ValueError(
+                f"cannot read {self.path}: expected a pickle of {{'train'|'valid'|'test': {{...}}}} ({e})"
+            ) from None
         if not isinstance(data, dict):
-            raise ValueError(f"{self.path} holds a {type(data).__name__}; expected a dict with keys {sorted(self.split_keys.values())}")
+            raise ValueError(
+                f"{self.path} holds a {type(data).__name__}; expected a dict with keys "
+                f"{sorted(self.split_keys.values())}"
+            )
         for key in self.split_keys.values():
             if key not in data or not isinstance(data[key], dict):
                 raise ValueError(f"{self.path} has no split '{key}' (a dict); its keys are {sorted(map(str, data))}")
@@ -119,17 +137,21 @@ class AffectDataModule(MultimodalDataModule):
                     raise ValueError(f"{self.path}: split '{key}' has no key '{m}'; it has {sorted(map(str, part))}")
                 try:
                     arrays[m] = np.asarray(part[m], dtype=np.float32)
-                except Exception as e:
+                except Exception as e:  # noqa: BLE001 - any reader failure becomes one message naming the file
                     raise ValueError(f"{self.path}: '{key}/{m}' is not a numeric array ({e})") from None
                 if m != self.label_key and arrays[m].ndim != 3:
-                    raise ValueError(f"{self.path}: '{key}/{m}' has shape {arrays[m].shape}; expected (N, T, d) sequences")
+                    raise ValueError(
+                        f"{self.path}: '{key}/{m}' has shape {arrays[m].shape}; expected (N, T, d) sequences"
+                    )
             n = {m: len(a) for m, a in arrays.items()}
             if len(set(n.values())) != 1:
                 raise ValueError(f"{self.path}: the arrays of split '{key}' disagree on the number of samples: {n}")
             labels = arrays[self.label_key].reshape(len(arrays[self.label_key]), -1)
             if labels.shape[1] != 1:
-                raise ValueError(f"{self.path}: '{key}/{self.label_key}' has shape {arrays[self.label_key].shape}; "
-                                 "expected one sentiment score per sample: (N,), (N, 1) or (N, 1, 1)")
+                raise ValueError(
+                    f"{self.path}: '{key}/{self.label_key}' has shape {arrays[self.label_key].shape}; "
+                    "expected one sentiment score per sample: (N,), (N, 1) or (N, 1, 1)"
+                )
             arrays[self.label_key] = labels[:, 0]
             out[split] = arrays
         for m in self.modality_names:
@@ -149,7 +171,10 @@ class AffectDataModule(MultimodalDataModule):
         y = torch.from_numpy(arrays[self.label_key])
         keep = torch.isfinite(y)
         for i in torch.nonzero(~keep).flatten().tolist():
-            self.errors("bad_label", f"{self.path}: '{key}/{self.label_key}' sample {i} is {y[i].item()}; expected a finite score")
+            self.errors(
+                "bad_label",
+                f"{self.path}: '{key}/{self.label_key}' sample {i} is {y[i].item()}; expected a finite score",
+            )
         tensors: dict[str, torch.Tensor] = {}
         present = []
         for m in self.modality_names:
@@ -158,7 +183,9 @@ class AffectDataModule(MultimodalDataModule):
             if not finite.all():
                 count = int((~finite).sum())
                 self.replaced[f"{split}/{m}/non_finite"] = count
-                log.warning("%s: '%s/%s' holds %d non-finite values; set to 0 (as MultiBench)", self.path, key, m, count)
+                log.warning(
+                    "%s: '%s/%s' holds %d non-finite values; set to 0 (as MultiBench)", self.path, key, m, count
+                )
                 x = torch.where(finite, x, torch.zeros(()))
             if x.shape[1] < steps[m]:  # a split with shorter sequences: pad at the end (masked out)
                 x = torch.nn.functional.pad(x, (0, 0, 0, steps[m] - x.shape[1]))
@@ -169,15 +196,22 @@ class AffectDataModule(MultimodalDataModule):
         nothing = ~present_t.any(1) & keep
         if nothing.any():
             self.errors.count("empty_sample", int(nothing.sum()))
-            log.warning("%s: skipping %d '%s' samples in which every modality is all zeros", self.path, int(nothing.sum()), key)
+            log.warning(
+                "%s: skipping %d '%s' samples in which every modality is all zeros", self.path, int(nothing.sum()), key
+            )
             keep &= ~nothing
         if self.empty_modality == "skip":
             for j, m in enumerate(self.modality_names):
                 empty = ~present_t[:, j] & keep
                 if empty.any():
                     self.errors.count(f"empty_{m}", int(empty.sum()))
-                    log.warning("%s: skipping %d '%s' samples without a real '%s' step (data.empty_modality=skip)",
-                                self.path, int(empty.sum()), key, m)
+                    log.warning(
+                        "%s: skipping %d '%s' samples without a real '%s' step (data.empty_modality=skip)",
+                        self.path,
+                        int(empty.sum()),
+                        key,
+                        m,
+                    )
                     keep &= ~empty
         if self.task == "regression":
             tensors["label"] = torch.where(torch.isfinite(y), y, 0.0).float()

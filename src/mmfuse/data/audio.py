@@ -32,8 +32,10 @@ def read_wav(path: str | Path, sample_rate: int | None = None) -> tuple[torch.Te
         raise ImportError("reading audio files needs the 'soundfile' package (pip install soundfile)") from e
     try:
         data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except Exception as e:
-        raise ValueError(f"cannot read audio file {path}: expected a WAV (or other libsndfile) recording ({e})") from None
+    except Exception as e:  # noqa: BLE001 - any reader failure becomes one message naming the file
+        raise ValueError(
+            f"cannot read audio file {path}: expected a WAV (or other libsndfile) recording ({e})"
+        ) from None
     if data.shape[0] == 0:
         raise ValueError(f"cannot read audio file {path}: it holds no samples")
     wave = data.mean(axis=1)
@@ -57,7 +59,7 @@ def fix_length(wave: torch.Tensor, length: int, crop: str = "start") -> torch.Te
     n = wave.shape[-1]
     if n >= length:
         start = 0 if crop == "start" else (n - length) // 2
-        return wave[..., start:start + length]
+        return wave[..., start : start + length]
     return torch.nn.functional.pad(wave, (0, length - n))
 
 
@@ -70,7 +72,9 @@ def mel_to_hz(m: torch.Tensor) -> torch.Tensor:
 
 
 @lru_cache(maxsize=32)
-def mel_filterbank(n_fft: int, sample_rate: int, n_mels: int, f_min: float = 0.0, f_max: float | None = None) -> torch.Tensor:
+def mel_filterbank(
+    n_fft: int, sample_rate: int, n_mels: int, f_min: float = 0.0, f_max: float | None = None
+) -> torch.Tensor:
     """Triangular mel filters (n_mels, n_fft // 2 + 1), HTK mel scale, peak value 1.
 
     Filter i rises from mel point i to i+1 and falls to i+2, with n_mels + 2
@@ -79,9 +83,19 @@ def mel_filterbank(n_fft: int, sample_rate: int, n_mels: int, f_min: float = 0.0
     """
     f_max = sample_rate / 2 if f_max is None else f_max
     if not 0 <= f_min < f_max <= sample_rate / 2:
-        raise ValueError(f"mel filterbank needs 0 <= f_min < f_max <= sample_rate / 2, got f_min={f_min}, f_max={f_max}, sample_rate={sample_rate}")
+        raise ValueError(
+            f"mel filterbank needs 0 <= f_min < f_max <= sample_rate / 2, got f_min={f_min}, f_max={f_max}, "
+            f"sample_rate={sample_rate}"
+        )
     freqs = torch.linspace(0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
-    points = mel_to_hz(torch.linspace(float(hz_to_mel(torch.tensor(f_min))), float(hz_to_mel(torch.tensor(f_max))), n_mels + 2, dtype=torch.float64))
+    points = mel_to_hz(
+        torch.linspace(
+            float(hz_to_mel(torch.tensor(f_min))),
+            float(hz_to_mel(torch.tensor(f_max))),
+            n_mels + 2,
+            dtype=torch.float64,
+        )
+    )
     lower, center, upper = points[:-2, None], points[1:-1, None], points[2:, None]
     rising = (freqs - lower) / (center - lower)
     falling = (upper - freqs) / (upper - center)
@@ -121,7 +135,9 @@ def log_spectrogram(
     lead, length = wave.shape[:-1], wave.shape[-1]
     flat = wave.reshape(-1, length).float()
     window = torch.hann_window(n_fft, device=flat.device)
-    spec = torch.stft(flat, n_fft=n_fft, hop_length=hop, window=window, center=True, pad_mode="constant", return_complex=True)
+    spec = torch.stft(
+        flat, n_fft=n_fft, hop_length=hop, window=window, center=True, pad_mode="constant", return_complex=True
+    )
     power = spec.real.square() + spec.imag.square()  # (N, n_fft // 2 + 1, frames)
     if n_mels:
         fb = mel_filterbank(n_fft, int(sample_rate), int(n_mels), float(f_min), None if f_max is None else float(f_max))

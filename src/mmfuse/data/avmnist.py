@@ -59,12 +59,16 @@ class AVMNISTDataModule(MultimodalDataModule):
 
     def _load(self, split: str) -> dict[str, torch.Tensor]:
         if not self.data_dir.is_dir():
-            raise FileNotFoundError(f"AV-MNIST folder not found: {self.data_dir}; expected {LAYOUT.format(split='train|test')} "
-                                    "below it (set data.data_dir)")
+            raise FileNotFoundError(
+                f"AV-MNIST folder not found: {self.data_dir}; expected {LAYOUT.format(split='train|test')} "
+                "below it (set data.data_dir)"
+            )
         image_path = self.data_dir / "image" / f"{split}_data.npy"
         audio_path = self.data_dir / "audio" / f"{split}_data.npy"
         label_path = self.data_dir / f"{split}_labels.npy"
-        image = load_npy(image_path, "AV-MNIST image data", lambda s: s[1:] in ((784,), (28, 28)), "(N, 784) or (N, 28, 28)")
+        image = load_npy(
+            image_path, "AV-MNIST image data", lambda s: s[1:] in ((784,), (28, 28)), "(N, 784) or (N, 28, 28)"
+        )
         audio = load_npy(audio_path, "AV-MNIST audio data", lambda s: s[1:] == (112, 112), "(N, 112, 112)")
         labels = load_npy(label_path, "AV-MNIST labels", lambda s: len(s) == 1 or s[1:] == (1,), "(N,) or (N, 1)")
         sizes = {str(image_path): len(image), str(audio_path): len(audio), str(label_path): len(labels)}
@@ -77,12 +81,20 @@ class AVMNISTDataModule(MultimodalDataModule):
         }
         raw_labels = np.asarray(labels).reshape(-1)
         if np.issubdtype(raw_labels.dtype, np.number):
-            valid = np.isfinite(raw_labels) & (raw_labels == np.round(raw_labels)) & (raw_labels >= 0) & (raw_labels < NUM_CLASSES)
+            valid = (
+                np.isfinite(raw_labels)
+                & (raw_labels == np.round(raw_labels))
+                & (raw_labels >= 0)
+                & (raw_labels < NUM_CLASSES)
+            )
         else:
             valid = np.zeros(len(raw_labels), dtype=bool)
         keep = torch.ones(len(raw_labels), dtype=torch.bool)
         for i in np.flatnonzero(~valid):
-            self.errors("bad_label", f"{label_path}: sample {i} has label {raw_labels[i].tolist()!r}; expected an integer digit 0-9")
+            self.errors(
+                "bad_label",
+                f"{label_path}: sample {i} has label {raw_labels[i].tolist()!r}; expected an integer digit 0-9",
+            )
             keep[i] = False
         for key, path in (("image", image_path), ("audio", audio_path)):
             for i in torch.nonzero(non_finite_rows(tensors[key]) & keep).flatten().tolist():
@@ -98,9 +110,14 @@ class AVMNISTDataModule(MultimodalDataModule):
         train = TensorDictDataset(self._load("train"))
         test = TensorDictDataset(self._load("test"))
         if self.val_size >= len(train):
-            raise ValueError(f"data.val_size={self.val_size} leaves no training samples: {self.data_dir / 'train_labels.npy'} "
-                             f"has {len(train)} (usable) samples")
+            raise ValueError(
+                f"data.val_size={self.val_size} leaves no training samples: {self.data_dir / 'train_labels.npy'} "
+                f"has {len(train)} (usable) samples"
+            )
         cut = len(train) - self.val_size
         # slices are views: the full set's spectrograms take 3 GB as float32, so no copies
-        return {"train": TensorDictDataset({k: v[:cut] for k, v in train.tensors.items()}),
-                "val": TensorDictDataset({k: v[cut:] for k, v in train.tensors.items()}), "test": test}
+        return {
+            "train": TensorDictDataset({k: v[:cut] for k, v in train.tensors.items()}),
+            "val": TensorDictDataset({k: v[cut:] for k, v in train.tensors.items()}),
+            "test": test,
+        }

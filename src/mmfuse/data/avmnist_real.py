@@ -66,7 +66,9 @@ def read_idx(path: Path) -> np.ndarray:
     dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     expected = 4 + 4 * ndim + int(np.prod(dims))
     if len(raw) != expected:
-        raise ValueError(f"{path}: truncated or padded IDX file: {len(raw)} bytes, expected {expected} for shape {dims}")
+        raise ValueError(
+            f"{path}: truncated or padded IDX file: {len(raw)} bytes, expected {expected} for shape {dims}"
+        )
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
@@ -97,7 +99,11 @@ class AVMNISTRealDataModule(MultimodalDataModule):
         super().__init__(**settings)
         if len(sizes) != 3 or any(int(s) < 1 for s in sizes):
             raise ValueError(f"data.sizes must be three positive counts [train, val, test], got {list(sizes)}")
-        for key, value in (("image_noise", image_noise), ("image_occlusion", image_occlusion), ("audio_noise", audio_noise)):
+        for key, value in (
+            ("image_noise", image_noise),
+            ("image_occlusion", image_occlusion),
+            ("audio_noise", audio_noise),
+        ):
             if value < 0 or (key == "image_occlusion" and value > 1):
                 raise ValueError(f"data.{key}={value}: expected {'[0, 1]' if key == 'image_occlusion' else '>= 0'}")
         self.mnist_dir, self.fsdd_dir = Path(mnist_dir), Path(fsdd_dir)
@@ -114,12 +120,26 @@ class AVMNISTRealDataModule(MultimodalDataModule):
     def modalities(self) -> dict[str, ModalitySpec]:
         return {
             "image": ModalitySpec("image", (1, 28, 28)),
-            "audio": ModalitySpec("audio", (1, self.n_mels, self.frames), sample_rate=self.sample_rate,
-                                  extra={"n_fft": self.n_fft, "hop": self.hop, "n_mels": self.n_mels, "seconds": self.audio_seconds}),
+            "audio": ModalitySpec(
+                "audio",
+                (1, self.n_mels, self.frames),
+                sample_rate=self.sample_rate,
+                extra={"n_fft": self.n_fft, "hop": self.hop, "n_mels": self.n_mels, "seconds": self.audio_seconds},
+            ),
         }
 
     def fingerprint_params(self) -> dict[str, Any]:
-        keys = ("sizes", "image_noise", "image_occlusion", "audio_noise", "audio_seconds", "n_fft", "hop", "n_mels", "data_seed")
+        keys = (
+            "sizes",
+            "image_noise",
+            "image_occlusion",
+            "audio_noise",
+            "audio_seconds",
+            "n_fft",
+            "hop",
+            "n_mels",
+            "data_seed",
+        )
         return {"name": self.name, **{k: getattr(self, k) for k in keys}}
 
     # --- inputs ------------------------------------------------------------------------
@@ -127,14 +147,23 @@ class AVMNISTRealDataModule(MultimodalDataModule):
         self.setup()
         return {
             "image": {"reader": "image", "size": 28, "channels": 1, "mean": [MNIST_MEAN], "std": [MNIST_STD]},
-            "audio": {"reader": "audio", "sample_rate": self.sample_rate, "seconds": self.audio_seconds, "features": "logmel",
-                      "n_fft": self.n_fft, "hop": self.hop, "n_mels": self.n_mels, **self.audio_stats},
+            "audio": {
+                "reader": "audio",
+                "sample_rate": self.sample_rate,
+                "seconds": self.audio_seconds,
+                "features": "logmel",
+                "n_fft": self.n_fft,
+                "hop": self.hop,
+                "n_mels": self.n_mels,
+                **self.audio_stats,
+            },
         }
 
     def _missing_error(self, what: str, looked: list[Path]) -> FileNotFoundError:
         return FileNotFoundError(
             f"{what} not found; looked for {', '.join(str(p) for p in looked)}. Either put the files there "
-            f"(data.mnist_dir / data.fsdd_dir; ../shared/data holds both on these machines: paths.data_dir=../shared/data) "
+            f"(data.mnist_dir / data.fsdd_dir; ../shared/data holds both on these machines: "
+            f"paths.data_dir=../shared/data) "
             f"or set data.download=true on a machine with a network"
         )
 
@@ -147,11 +176,15 @@ class AVMNISTRealDataModule(MultimodalDataModule):
             if ip and lp:
                 x, y = read_idx(ip), read_idx(lp)
                 if x.ndim != 3 or x.shape[1:] != (28, 28) or y.shape != (len(x),):
-                    raise ValueError(f"{ip}: expected (N, 28, 28) images with N labels in {lp}, got {x.shape} and {y.shape}")
+                    raise ValueError(
+                        f"{ip}: expected (N, 28, 28) images with N labels in {lp}, got {x.shape} and {y.shape}"
+                    )
                 out[split] = (x, y)
         if "test" not in out:
-            raise self._missing_error("MNIST t10k IDX files", [self.mnist_dir / f"{MNIST_FILES['test'][0]}[.gz]",
-                                                               self.mnist_dir / f"{MNIST_FILES['test'][1]}[.gz]"])
+            raise self._missing_error(
+                "MNIST t10k IDX files",
+                [self.mnist_dir / f"{MNIST_FILES['test'][0]}[.gz]", self.mnist_dir / f"{MNIST_FILES['test'][1]}[.gz]"],
+            )
         return out
 
     def _download_mnist(self) -> None:
@@ -160,8 +193,10 @@ class AVMNISTRealDataModule(MultimodalDataModule):
         try:
             MNIST(str(self.mnist_dir), train=True, download=True)
             MNIST(str(self.mnist_dir), train=False, download=True)
-        except Exception as e:  # no network: say what to do instead
-            raise RuntimeError(f"data.download=true but MNIST could not be downloaded into {self.mnist_dir} ({e})") from None
+        except Exception as e:  # noqa: BLE001 - no network: say what to do instead
+            raise RuntimeError(
+                f"data.download=true but MNIST could not be downloaded into {self.mnist_dir} ({e})"
+            ) from None
 
     def _recordings(self) -> list[tuple[Path, int, str, int]]:
         folder = self.fsdd_dir / "recordings" if (self.fsdd_dir / "recordings").is_dir() else self.fsdd_dir
@@ -174,7 +209,9 @@ class AVMNISTRealDataModule(MultimodalDataModule):
             if m:
                 found.append((p, int(m.group(1)), m.group(2), int(m.group(3))))
         if not found:
-            raise self._missing_error("FSDD recordings {digit}_{speaker}_{index}.wav", [self.fsdd_dir / "recordings", self.fsdd_dir])
+            raise self._missing_error(
+                "FSDD recordings {digit}_{speaker}_{index}.wav", [self.fsdd_dir / "recordings", self.fsdd_dir]
+            )
         return found
 
     def _download_fsdd(self) -> None:
@@ -194,8 +231,10 @@ class AVMNISTRealDataModule(MultimodalDataModule):
                         if "/recordings/" in member.name and member.name.endswith(".wav"):
                             member.name = Path(member.name).name
                             tar.extract(member, target, filter="data")
-        except Exception as e:
-            raise RuntimeError(f"data.download=true but FSDD could not be downloaded from {FSDD_ARCHIVE} ({e})") from None
+        except Exception as e:  # noqa: BLE001 - any reader failure becomes one message naming the file
+            raise RuntimeError(
+                f"data.download=true but FSDD could not be downloaded from {FSDD_ARCHIVE} ({e})"
+            ) from None
 
     # --- audio features (cached) ------------------------------------------------------------
     def _cache_key(self, files: list[Path]) -> str:
@@ -203,7 +242,10 @@ class AVMNISTRealDataModule(MultimodalDataModule):
         for p in files:
             h.update(p.name.encode())
             h.update(hashlib.sha256(p.read_bytes()).digest())
-        params = {k: getattr(self, k) for k in ("audio_seconds", "n_fft", "hop", "n_mels", "audio_noise", "data_seed", "on_error")}
+        params = {
+            k: getattr(self, k)
+            for k in ("audio_seconds", "n_fft", "hop", "n_mels", "audio_noise", "data_seed", "on_error")
+        }
         params["version"] = FEATURES_VERSION
         h.update(json.dumps(params, sort_keys=True).encode())
         return h.hexdigest()[:20]
@@ -237,7 +279,11 @@ class AVMNISTRealDataModule(MultimodalDataModule):
             g = torch.Generator().manual_seed(self.data_seed + 11)
             rms = wave_t.pow(2).mean(1, keepdim=True).sqrt().clamp_min(1e-4)
             wave_t = wave_t + self.audio_noise * rms * torch.randn(wave_t.shape, generator=g)
-        features = log_spectrogram(wave_t, self.sample_rate, n_fft=self.n_fft, hop=self.hop, n_mels=self.n_mels).unsqueeze(1).numpy()
+        features = (
+            log_spectrogram(wave_t, self.sample_rate, n_fft=self.n_fft, hop=self.hop, n_mels=self.n_mels)
+            .unsqueeze(1)
+            .numpy()
+        )
         if cache is not None:
             cache.parent.mkdir(parents=True, exist_ok=True)
             tmp = cache.with_suffix(".tmp.npz")
@@ -256,13 +302,21 @@ class AVMNISTRealDataModule(MultimodalDataModule):
             test_perm = g.permutation(len(tx))[:n_test]
             need = n_train + n_val
             if need > len(x) or n_test > len(tx):
-                raise ValueError(f"data.sizes={list(self.sizes)} asks for more images than MNIST has ({len(x)} train, {len(tx)} test)")
-            return {"train": (x[perm[:n_train]], y[perm[:n_train]]), "val": (x[perm[n_train:need]], y[perm[n_train:need]]),
-                    "test": (tx[test_perm], ty[test_perm])}
+                raise ValueError(
+                    f"data.sizes={list(self.sizes)} asks for more images than MNIST has ({len(x)} train, {len(tx)} "
+                    f"test)"
+                )
+            return {
+                "train": (x[perm[:n_train]], y[perm[:n_train]]),
+                "val": (x[perm[n_train:need]], y[perm[n_train:need]]),
+                "test": (tx[test_perm], ty[test_perm]),
+            }
         x, y = mnist["test"]
         if sum(self.sizes) > len(x):
-            raise ValueError(f"data.sizes={list(self.sizes)} adds up to {sum(self.sizes)}, more than the {len(x)} MNIST "
-                             f"images available (only the t10k split was found in {self.mnist_dir})")
+            raise ValueError(
+                f"data.sizes={list(self.sizes)} adds up to {sum(self.sizes)}, more than the {len(x)} MNIST "
+                f"images available (only the t10k split was found in {self.mnist_dir})"
+            )
         perm = g.permutation(len(x))
         bounds = np.cumsum([0, n_train, n_val, n_test])
         return {s: (x[perm[a:b]], y[perm[a:b]]) for s, a, b in zip(("train", "val", "test"), bounds[:-1], bounds[1:])}
@@ -274,12 +328,16 @@ class AVMNISTRealDataModule(MultimodalDataModule):
     def _images_to_tensor(self, x: np.ndarray, g: torch.Generator) -> torch.Tensor:
         img = torch.from_numpy(x.astype(np.float32) / 255.0).unsqueeze(1)
         if self.image_occlusion > 0:
-            side = max(1, int(round(28 * self.image_occlusion ** 0.5)))
+            side = max(1, int(round(28 * self.image_occlusion**0.5)))
             top = torch.randint(0, 28 - side + 1, (len(img),), generator=g)
             left = torch.randint(0, 28 - side + 1, (len(img),), generator=g)
             rows, cols = torch.arange(28)[None, :, None], torch.arange(28)[None, None, :]
-            box = (rows >= top[:, None, None]) & (rows < (top + side)[:, None, None]) & \
-                  (cols >= left[:, None, None]) & (cols < (left + side)[:, None, None])
+            box = (
+                (rows >= top[:, None, None])
+                & (rows < (top + side)[:, None, None])
+                & (cols >= left[:, None, None])
+                & (cols < (left + side)[:, None, None])
+            )
             img = img.masked_fill(box.unsqueeze(1), 0.0)
         if self.image_noise > 0:
             img = img + self.image_noise * torch.randn(img.shape, generator=g)
@@ -314,12 +372,14 @@ class AVMNISTRealDataModule(MultimodalDataModule):
                 if len(where) and not pool:
                     raise ValueError(f"no FSDD recordings of digit {digit} for the {split} split in {self.fsdd_dir}")
                 choice[where] = rng.choice(pool, size=len(where)) if len(where) else []
-            out[split] = TensorDictDataset({
-                "image": self._images_to_tensor(x, g),
-                "audio": audio[torch.from_numpy(choice)],
-                "label": torch.from_numpy(y.astype(np.int64)),
-                "present": torch.ones(len(y), 2, dtype=torch.bool),
-            })
+            out[split] = TensorDictDataset(
+                {
+                    "image": self._images_to_tensor(x, g),
+                    "audio": audio[torch.from_numpy(choice)],
+                    "label": torch.from_numpy(y.astype(np.int64)),
+                    "present": torch.ones(len(y), 2, dtype=torch.bool),
+                }
+            )
             out[split].recording_index = choice  # which FSDD file each sample heard
         self.recordings = [r[0].name for r in recordings]
         return out

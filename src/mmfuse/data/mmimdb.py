@@ -74,7 +74,7 @@ class MMIMDbDataModule(MultimodalDataModule):
         require_file(self.path, "MM-IMDb file", "set data.path to multimodal_imdb.hdf5")
         try:
             f = h5py.File(self.path, "r")
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - any reader failure becomes one message naming the file
             raise ValueError(f"cannot read {self.path}: expected an HDF5 file ({e})") from None
         with f:
             wanted = {**self.keys, "label": self.label_key}
@@ -89,16 +89,22 @@ class MMIMDbDataModule(MultimodalDataModule):
             total = next(iter(n.values()))
             for split, (start, stop) in self.split_ranges.items():
                 if stop > total:
-                    raise ValueError(f"data.splits.{split}=[{start}, {stop}) runs past the {total} samples of {self.path}")
-            return {split: {m: np.asarray(f[key][start:stop]) for m, key in wanted.items()}
-                    for split, (start, stop) in self.split_ranges.items()}
+                    raise ValueError(
+                        f"data.splits.{split}=[{start}, {stop}) runs past the {total} samples of {self.path}"
+                    )
+            return {
+                split: {m: np.asarray(f[key][start:stop]) for m, key in wanted.items()}
+                for split, (start, stop) in self.split_ranges.items()
+            }
 
     def build_splits(self) -> dict[str, TensorDictDataset]:
         raw = self._read()
         self.num_classes = raw["train"]["label"].shape[1]
         if self._class_names and len(self._class_names) != self.num_classes:
-            raise ValueError(f"data.class_names lists {len(self._class_names)} names for the {self.num_classes} labels "
-                             f"of '{self.label_key}' in {self.path}")
+            raise ValueError(
+                f"data.class_names lists {len(self._class_names)} names for the {self.num_classes} labels "
+                f"of '{self.label_key}' in {self.path}"
+            )
         self.class_names = self._class_names or [f"genre_{i}" for i in range(self.num_classes)]
         out = {}
         for split, arrays in raw.items():
@@ -108,8 +114,11 @@ class MMIMDbDataModule(MultimodalDataModule):
             keep = torch.ones(len(labels), dtype=torch.bool)
             bad_label = ~((labels == 0) | (labels == 1)).all(1)
             for i in torch.nonzero(bad_label).flatten().tolist():
-                self.errors("bad_label", f"{self.path}: '{self.label_key}' row {start + i} is not multi-hot (0/1) "
-                                         f"values: {arrays['label'][i].tolist()}")
+                self.errors(
+                    "bad_label",
+                    f"{self.path}: '{self.label_key}' row {start + i} is not multi-hot (0/1) "
+                    f"values: {arrays['label'][i].tolist()}",
+                )
                 keep[i] = False
             for m, key in self.keys.items():
                 for i in torch.nonzero(non_finite_rows(tensors[m]) & keep).flatten().tolist():

@@ -73,7 +73,7 @@ def load_npy(path: str | Path, what: str, check: Callable[[tuple[int, ...]], boo
     path = require_file(path, what)
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - any reader failure becomes one message naming the file
         raise ValueError(f"cannot read {what} {path}: expected a .npy array of shape {expected} ({e})") from None
     if not isinstance(array, np.ndarray) or not check(array.shape):
         raise ValueError(f"{what} {path} has shape {getattr(array, 'shape', None)}; expected {expected}")
@@ -98,5 +98,5 @@ def read_image(path: str | Path):
         with Image.open(path) as img:
             img.load()  # decode now: a truncated file fails here, not later
             return img.copy()
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - any reader failure becomes one message naming the file
         raise ValueError(f"cannot read image file {path}: expected an image PIL can decode ({e})") from None

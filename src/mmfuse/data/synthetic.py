@@ -68,7 +68,9 @@ class SyntheticDataModule(MultimodalDataModule):
         modalities = list(modalities)
         unknown = [m for m in modalities if m not in MODALITIES]
         if unknown or not modalities:
-            raise ValueError(f"data.modalities: unknown or empty {unknown or modalities}; choose from {list(MODALITIES)}")
+            raise ValueError(
+                f"data.modalities: unknown or empty {unknown or modalities}; choose from {list(MODALITIES)}"
+            )
         if len(set(modalities)) != len(modalities):
             raise ValueError(f"data.modalities lists a modality twice: {modalities}")
         if interaction not in INTERACTIONS:
@@ -118,7 +120,9 @@ class SyntheticDataModule(MultimodalDataModule):
             if m == "image":
                 specs[m] = ModalitySpec("image", (1, self.image_size, self.image_size))
             elif m == "text":
-                specs[m] = ModalitySpec("text", (self.text_length[1],), dtype="int64", vocab_size=self.vocab_size, has_mask=True)
+                specs[m] = ModalitySpec(
+                    "text", (self.text_length[1],), dtype="int64", vocab_size=self.vocab_size, has_mask=True
+                )
             elif m == "audio":
                 specs[m] = ModalitySpec("audio", self._audio_shape(), sample_rate=self.sample_rate)
             else:
@@ -131,9 +135,22 @@ class SyntheticDataModule(MultimodalDataModule):
         return tuple(self._spectrogram(torch.zeros(1, 1, self.audio_length)).shape[1:])
 
     def fingerprint_params(self) -> dict[str, Any]:
-        keys = ("modality_names", "interaction", "num_classes", "n_samples", "split", "noise", "image_size",
-                "text_length", "vocab_size", "keyword_rate", "audio_length", "audio_representation", "tabular_dim",
-                "data_seed")
+        keys = (
+            "modality_names",
+            "interaction",
+            "num_classes",
+            "n_samples",
+            "split",
+            "noise",
+            "image_size",
+            "text_length",
+            "vocab_size",
+            "keyword_rate",
+            "audio_length",
+            "audio_representation",
+            "tabular_dim",
+            "data_seed",
+        )
         return {"name": self.name, **{k: getattr(self, k) for k in keys}}
 
     # --- generation --------------------------------------------------------------
@@ -158,8 +175,13 @@ class SyntheticDataModule(MultimodalDataModule):
 
     def _spectrogram(self, wave: torch.Tensor) -> torch.Tensor:
         n_fft = 64
-        spec = torch.stft(wave.reshape(-1, wave.shape[-1]), n_fft=n_fft, hop_length=n_fft // 4,
-                          window=torch.hann_window(n_fft), return_complex=True)
+        spec = torch.stft(
+            wave.reshape(-1, wave.shape[-1]),
+            n_fft=n_fft,
+            hop_length=n_fft // 4,
+            window=torch.hann_window(n_fft),
+            return_complex=True,
+        )
         return torch.log1p(spec.abs()).reshape(wave.shape[0], 1, *spec.shape[-2:])
 
     def _encode(self, modality: str, z: torch.Tensor, g: torch.Generator) -> dict[str, torch.Tensor]:
@@ -177,17 +199,23 @@ class SyntheticDataModule(MultimodalDataModule):
             freqs = torch.linspace(3.0, self.audio_length / 5, levels)[torch.randperm(levels, generator=g)]
             t = torch.arange(self.audio_length) / self.audio_length
             phase = 2 * math.pi * torch.rand(n, 1, generator=g)
-            wave = torch.sin(2 * math.pi * freqs[z][:, None] * t + phase) + noise * torch.randn(n, self.audio_length, generator=g)
+            wave = torch.sin(2 * math.pi * freqs[z][:, None] * t + phase) + noise * torch.randn(
+                n, self.audio_length, generator=g
+            )
             wave = wave[:, None, :]
             return {"audio": wave if self.audio_representation == "waveform" else self._spectrogram(wave)}
         # text: id 0 is padding; keyword ids are disjoint per level
         lo, hi = self.text_length
-        keywords = (1 + torch.randperm(self.vocab_size - 1, generator=g)[: levels * KEYWORDS_PER_LEVEL]).view(levels, -1)
+        keywords = (1 + torch.randperm(self.vocab_size - 1, generator=g)[: levels * KEYWORDS_PER_LEVEL]).view(
+            levels, -1
+        )
         lengths = torch.randint(lo, hi + 1, (n,), generator=g)
         mask = torch.arange(hi)[None, :] < lengths[:, None]
         is_keyword = torch.rand(n, hi, generator=g) < self.keyword_rate
         is_keyword[:, 0] = True  # every text names its level at least once (before noise)
-        level = torch.where(torch.rand(n, hi, generator=g) < noise, torch.randint(levels, (n, hi), generator=g), z[:, None])
+        level = torch.where(
+            torch.rand(n, hi, generator=g) < noise, torch.randint(levels, (n, hi), generator=g), z[:, None]
+        )
         keyword = keywords[level, torch.randint(KEYWORDS_PER_LEVEL, (n, hi), generator=g)]
         filler = torch.randint(1, self.vocab_size, (n, hi), generator=g)
         tokens = torch.where(is_keyword, keyword, filler) * mask
@@ -212,6 +240,6 @@ class SyntheticDataModule(MultimodalDataModule):
         n_val = int(round(self.split[1] * self.n_samples))
         return {
             "train": full.subset(perm[:n_train]),
-            "val": full.subset(perm[n_train:n_train + n_val]),
-            "test": full.subset(perm[n_train + n_val:]),
+            "val": full.subset(perm[n_train : n_train + n_val]),
+            "test": full.subset(perm[n_train + n_val :]),
         }

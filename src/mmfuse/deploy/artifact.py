@@ -24,7 +24,8 @@ def latest_export(run_dir: Path) -> Path | None:
 
 
 def find_artifact(path: str | Path) -> Path | None:
-    """The artifact folder for an artifact folder, its model.pt2 or json, or a run folder (its newest export); None if a run has none."""
+    """The artifact folder for an artifact folder, its model.pt2 or json, or a run folder (its newest export); None if
+    a run has none."""
     path = Path(path)
     if path.is_file() and path.name in (PROGRAM, ARTIFACT_JSON, ONNX):
         path = path.parent

@@ -161,7 +161,8 @@ def export_run(run_dir: Path, ckpt: str = "best", fmt: str = "pt2", out: Path | 
     if record.get("status") == "running" and pid_alive(record.get("pid")):
         raise UserError(f"{run_dir} is still being trained by process {record.get('pid')}; export it when it ends")
     if record.get("status") != "completed":
-        raise UserError(f"{run_dir}: run status is {record.get('status')!r}, not 'completed'; only a completed run is exported")
+        raise UserError(f"{run_dir}: run status is {record.get('status')!r}, not 'completed'; only a completed run "
+                        f"is exported")
     folder = Path(out).resolve() if out else run_dir / EXPORTS / stamp()
     if folder.exists():
         raise UserError(f"--out {folder} already exists; choose a new folder (nothing is overwritten)")
@@ -177,7 +178,8 @@ def export_run(run_dir: Path, ckpt: str = "best", fmt: str = "pt2", out: Path | 
         datamodule = instantiate(cfg.data)
         datamodule.setup("fit")  # normalisation and vocabularies come from the training split, as in training
     except Exception as e:  # noqa: BLE001
-        raise UserError(f"data: cannot build the run's data set for the self-check ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UserError(f"data: cannot build the run's data set for the self-check ({first})") from None
     preprocessing = {m: p for m, p in datamodule.preprocessing().items() if m in model.modality_names}
 
     program = Exportable(model, model.task)
@@ -195,33 +197,56 @@ def export_run(run_dir: Path, ckpt: str = "best", fmt: str = "pt2", out: Path | 
             "task": model.task,
             "outputs": "values" if model.task == "regression" else "probabilities",
             "class_names": list(model.hparams.class_names) if model.hparams.get("class_names") else None,
-            "inputs": [{"name": k, "shape": list(v.shape[1:]), "dtype": str(v.dtype).removeprefix("torch.")} for k, v in inputs.items()],
-            "modalities": [{"name": m, "kind": s.kind, "shape": list(s.shape), "dtype": s.dtype, "has_mask": s.has_mask}
-                           for m, s in model.specs.items()],
+            "inputs": [
+                {"name": k, "shape": list(v.shape[1:]), "dtype": str(v.dtype).removeprefix("torch.")}
+                for k, v in inputs.items()
+            ],
+            "modalities": [
+                {"name": m, "kind": s.kind, "shape": list(s.shape), "dtype": s.dtype, "has_mask": s.has_mask}
+                for m, s in model.specs.items()
+            ],
             "preprocessing": preprocessing,
-            "source": {"run_dir": str(run_dir), "checkpoint": str(path), "ckpt": ckpt, "run_name": record.get("run_name"),
-                       "fusion": (record.get("choices") or {}).get("fusion") or cfg.fusion.get("name"),
-                       "data": datamodule.name, "data_fingerprint": datamodule.fingerprint(),
-                       "test_metrics": {k: v for k, v in (record.get("metrics") or {}).items() if k.startswith("test/")}},
+            "source": {
+                "run_dir": str(run_dir),
+                "checkpoint": str(path),
+                "ckpt": ckpt,
+                "run_name": record.get("run_name"),
+                "fusion": (record.get("choices") or {}).get("fusion") or cfg.fusion.get("name"),
+                "data": datamodule.name,
+                "data_fingerprint": datamodule.fingerprint(),
+                "test_metrics": {k: v for k, v in (record.get("metrics") or {}).items() if k.startswith("test/")},
+            },
             "versions": {"torch": torch.__version__},
             "created": dt.datetime.now().isoformat(timespec="seconds"),
         }
         (tmp / ARTIFACT_JSON).write_text(json.dumps(meta, indent=2))
         # the check runs the program as a user gets it: loaded back from disk
         loaded = Artifact(tmp)
-        diffs = {"batch": max_diff(loaded(inputs), reference), "single_sample": max_diff(loaded(single), reference_single)}
-        checks: dict[str, Any] = {"pt2": {"file": PROGRAM, "max_abs_diff": max(diffs.values()), **diffs},
-                                  "samples": len(reference), "tolerance": tolerance}
+        diffs = {
+            "batch": max_diff(loaded(inputs), reference),
+            "single_sample": max_diff(loaded(single), reference_single),
+        }
+        checks: dict[str, Any] = {
+            "pt2": {"file": PROGRAM, "max_abs_diff": max(diffs.values()), **diffs},
+            "samples": len(reference),
+            "tolerance": tolerance,
+        }
         if fmt in ("onnx", "both"):
             checks["onnx"] = export_onnx(ep, inputs, reference, tmp, onnx_check)
             if fmt == "onnx":
                 (tmp / PROGRAM).unlink()  # onnx alone was asked for; the .pt2 served the conversion
                 checks["pt2"]["kept"] = False
-        failed = {k: c["max_abs_diff"] for k, c in checks.items()
-                  if isinstance(c, dict) and isinstance(c.get("max_abs_diff"), float) and not c["max_abs_diff"] <= tolerance}
+        failed = {
+            k: c["max_abs_diff"]
+            for k, c in checks.items()
+            if isinstance(c, dict) and isinstance(c.get("max_abs_diff"), float) and not c["max_abs_diff"] <= tolerance
+        }
         if failed:
-            raise UserError(f"self-check failed: max |exported - PyTorch| {failed} exceeds --tolerance {tolerance}; "
-                                 "nothing was written", code=1)
+            raise UserError(
+                f"self-check failed: max |exported - PyTorch| {failed} exceeds --tolerance {tolerance}; "
+                "nothing was written",
+                code=1,
+            )
         meta["checks"] = checks
         meta["seconds"] = round(time.time() - started, 3)
         (tmp / ARTIFACT_JSON).write_text(json.dumps(meta, indent=2))
@@ -233,20 +258,27 @@ def export_run(run_dir: Path, ckpt: str = "best", fmt: str = "pt2", out: Path | 
 
     if folder.is_relative_to(run_dir):
         with RunFolder(run_dir).editing() as current:
-            current.setdefault("exports", []).append({"folder": str(folder), "ckpt": ckpt, "format": fmt,
-                                                      "checks": checks, "created": meta["created"]})
+            current.setdefault("exports", []).append(
+                {"folder": str(folder), "ckpt": ckpt, "format": fmt, "checks": checks, "created": meta["created"]}
+            )
     return {"folder": str(folder), **meta}
 
 
 def print_result(result: dict[str, Any]) -> None:
     checks = result["checks"]
-    print(f"exported {result['source']['run_name']} ({result['source']['fusion']}, {result['source']['ckpt']} checkpoint) "
-          f"to {result['folder']}")
+    print(
+        f"exported {result['source']['run_name']} ({result['source']['fusion']}, {result['source']['ckpt']} "
+        f"checkpoint) "
+        f"to {result['folder']}"
+    )
     for fmt in ("pt2", "onnx"):
         c = checks.get(fmt)
         if not c or c.get("kept") is False:
             continue
         diff = c.get("max_abs_diff")
-        verdict = f"max |diff| {diff:.3g} vs PyTorch on {checks['samples']} test samples (tolerance {checks['tolerance']:g})" \
-            if diff is not None else f"NOT CHECKED ({c.get('reason', 'no check recorded')})"
+        verdict = (
+            f"max |diff| {diff:.3g} vs PyTorch on {checks['samples']} test samples (tolerance {checks['tolerance']:g})"
+            if diff is not None
+            else f"NOT CHECKED ({c.get('reason', 'no check recorded')})"
+        )
         print(f"  {c['file']}: {verdict}")

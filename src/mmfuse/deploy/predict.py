@@ -40,7 +40,9 @@ def samples_from_files(files: list[str], pre) -> tuple[list[dict[str, Any]], lis
     n = max(len(v) for v in by_modality.values())
     uneven = {m: len(v) for m, v in by_modality.items() if len(v) not in (1, n)}
     if uneven:
-        raise UserError(f"{n} files of one modality but {uneven} of others; give one file per modality, or the same number of each")
+        raise UserError(
+            f"{n} files of one modality but {uneven} of others; give one file per modality, or the same number of each"
+        )
     samples = [{m: (v[i] if len(v) == n else v[0]) for m, v in by_modality.items()} for i in range(n)]
     return samples, [" ".join(str(p) for p in s.values()) for s in samples]
 
@@ -105,17 +107,32 @@ def describe(probs, meta: dict[str, Any], top: int) -> list[dict[str, Any]]:
     out = []
     for row in probs:
         if meta["task"] == "regression":
-            out.append({"prediction": f"{float(row[0]):.6g}", "probability": None, "others": "", "values": row.tolist()})
+            out.append(
+                {"prediction": f"{float(row[0]):.6g}", "probability": None, "others": "", "values": row.tolist()}
+            )
             continue
         if meta["task"] == "multilabel":
             chosen = [classes[i] for i in torch.nonzero(row >= 0.5).flatten().tolist()]
-            out.append({"prediction": "|".join(chosen) or "(none)", "probability": None,
-                        "others": ", ".join(f"{classes[i]} {row[i]:.3f}" for i in row.argsort(descending=True)[:top].tolist()),
-                        "values": row.tolist()})
+            out.append(
+                {
+                    "prediction": "|".join(chosen) or "(none)",
+                    "probability": None,
+                    "others": ", ".join(
+                        f"{classes[i]} {row[i]:.3f}" for i in row.argsort(descending=True)[:top].tolist()
+                    ),
+                    "values": row.tolist(),
+                }
+            )
             continue
         order = row.argsort(descending=True).tolist()
-        out.append({"prediction": classes[order[0]], "probability": float(row[order[0]]),
-                    "others": ", ".join(f"{classes[i]} {row[i]:.3f}" for i in order[1:top]), "values": row.tolist()})
+        out.append(
+            {
+                "prediction": classes[order[0]],
+                "probability": float(row[order[0]]),
+                "others": ", ".join(f"{classes[i]} {row[i]:.3f}" for i in order[1:top]),
+                "values": row.tolist(),
+            }
+        )
     return out
 
 
@@ -136,7 +153,6 @@ def resolve_artifact(model: str, trust: bool) -> Path:
 def predict(model: str, files: list[str], manifest: Path | None, batch_size: int = 256, trust: bool = False):
     import torch
 
-
     if bool(files) == bool(manifest):
         raise UserError("give input files or --input MANIFEST (one of the two)")
     if batch_size < 1:
@@ -148,7 +164,7 @@ def predict(model: str, files: list[str], manifest: Path | None, batch_size: int
     wheres = [f"--input {manifest} {n}" if manifest else "input" for n in names]
     outputs = []
     for start in range(0, len(samples), batch_size):
-        batch = pre.batch(samples[start:start + batch_size], wheres[start:start + batch_size])
+        batch = pre.batch(samples[start : start + batch_size], wheres[start : start + batch_size])
         outputs.append(artifact(batch))
     return artifact, names, torch.cat(outputs)
 
@@ -161,6 +177,12 @@ def write_csv(path: Path, names: list[str], rows: list[dict[str, Any]], meta: di
         writer = csv.writer(f)
         writer.writerow(["sample", "prediction", "probability", *value_cols])
         for name, row in zip(names, rows):
-            writer.writerow([name, row["prediction"], "" if row["probability"] is None else f"{row['probability']:.6f}",
-                             *[f"{v:.6f}" for v in row["values"]]])
+            writer.writerow(
+                [
+                    name,
+                    row["prediction"],
+                    "" if row["probability"] is None else f"{row['probability']:.6f}",
+                    *[f"{v:.6f}" for v in row["values"]],
+                ]
+            )
     tmp.rename(path)

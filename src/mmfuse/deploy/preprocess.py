@@ -34,10 +34,27 @@ from mmfuse.data.decode import (
 )
 from mmfuse.errors import UserError
 
-KIND_EXTENSIONS = {"image": IMAGE_EXTENSIONS, "audio": AUDIO_EXTENSIONS, "text": TEXT_EXTENSIONS, "array": ARRAY_EXTENSIONS}
-READER_KIND = {"image": "image", "audio": "audio", "text": "text", "hf_text": "text", "array": "array", "numbers": "numbers"}
-DESCRIBE = {"image": "an image file", "audio": "an audio file", "text": "a text (.txt) file", "array": "a .npy array",
-            "numbers": "numbers"}
+KIND_EXTENSIONS = {
+    "image": IMAGE_EXTENSIONS,
+    "audio": AUDIO_EXTENSIONS,
+    "text": TEXT_EXTENSIONS,
+    "array": ARRAY_EXTENSIONS,
+}
+READER_KIND = {
+    "image": "image",
+    "audio": "audio",
+    "text": "text",
+    "hf_text": "text",
+    "array": "array",
+    "numbers": "numbers",
+}
+DESCRIBE = {
+    "image": "an image file",
+    "audio": "an audio file",
+    "text": "a text (.txt) file",
+    "array": "a .npy array",
+    "numbers": "numbers",
+}
 
 
 def file_kind(path: str | Path) -> str | None:
@@ -91,7 +108,9 @@ class Preprocessor:
             if reader == "numbers":
                 values = [float(v) for v in value]
                 if len(values) != len(p["columns"]):
-                    raise UserError(f"{where}: {len(values)} values for '{modality}', expected {len(p['columns'])} ({p['columns']})")
+                    raise UserError(
+                        f"{where}: {len(values)} values for '{modality}', expected {len(p['columns'])} ({p['columns']})"
+                    )
                 return _standardise(torch.tensor(values, dtype=torch.float32), p.get("mean"), p.get("std"), (-1,)), None
             if reader in ("text", "hf_text") and not (isinstance(value, Path) and file_kind(value) is not None):
                 return self._text(modality, str(value))
@@ -103,14 +122,18 @@ class Preprocessor:
             if reader == "audio":
                 wave = read_audio_file(path, p["sample_rate"], p["seconds"])
                 length = int(round(p["seconds"] * p["sample_rate"]))
-                feats = wave_features(wave[None], p["sample_rate"], p["features"], p["n_fft"], p["hop"], p["n_mels"], length)[0]
+                feats = wave_features(
+                    wave[None], p["sample_rate"], p["features"], p["n_fft"], p["hop"], p["n_mels"], length
+                )[0]
                 return _standardise(feats, p.get("mean"), p.get("std"), ()), None
             if reader in ("text", "hf_text"):
                 return self._text(modality, path.read_text(encoding="utf-8"))
             if reader == "array":
                 x = np.load(path, allow_pickle=False)
                 if list(x.shape) != list(p["shape"]):
-                    raise UserError(f"{where}: {path} has shape {list(x.shape)}; modality '{modality}' expects {p['shape']}")
+                    raise UserError(
+                        f"{where}: {path} has shape {list(x.shape)}; modality '{modality}' expects {p['shape']}"
+                    )
                 return torch.from_numpy(np.ascontiguousarray(x)).to(getattr(torch, p["dtype"])), None
         except UserError:
             raise
@@ -150,5 +173,7 @@ class Preprocessor:
                 present[i, j] = given
                 columns.setdefault(m, []).append(x)
                 if self.modalities[m].get("has_mask"):
-                    columns.setdefault(f"{m}_mask", []).append(mask if mask is not None else torch.ones(x.shape[0], dtype=torch.bool))
+                    columns.setdefault(f"{m}_mask", []).append(
+                        mask if mask is not None else torch.ones(x.shape[0], dtype=torch.bool)
+                    )
         return {"present": present, **{k: torch.stack(v) for k, v in columns.items()}}

@@ -30,7 +30,9 @@ class Encoder(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.encode(x, mask)[0]
 
-    def encode(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def encode(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(pooled (B, D), tokens (B, T, D), token mask (B, T)) from one pass; token fusions call this."""
         tokens, token_mask = self.tokens(x, mask)
         weights = token_mask.unsqueeze(-1).to(tokens.dtype)
@@ -39,4 +41,7 @@ class Encoder(nn.Module):
 
 def require_kind(spec: ModalitySpec, kinds: tuple[str, ...], encoder: str) -> None:
     if spec.kind not in kinds:
-        raise ValueError(f"encoder {encoder} expects a modality of kind {list(kinds)}, got kind {spec.kind!r} with shape {spec.shape}")
+        raise ValueError(
+            f"encoder {encoder} expects a modality of kind {list(kinds)}, got kind {spec.kind!r} with shape "
+            f"{spec.shape}"
+        )

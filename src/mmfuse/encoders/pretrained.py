@@ -114,7 +114,10 @@ class HFTextEncoder(FrozenMixin, Encoder):
             raise ImportError("encoder/text=hf needs the optional [hf] extra: pip install -e '.[hf]'") from None
         path = Path(str(model_dir))
         if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"encoder.text.model_dir={model_dir}: no Hugging Face model there ({path / 'config.json'} does not exist)")
+            raise FileNotFoundError(
+                f"encoder.text.model_dir={model_dir}: no Hugging Face model there ({path / 'config.json'} does not "
+                f"exist)"
+            )
         tokenizer = spec.extra.get("tokenizer")
         if tokenizer is None or Path(tokenizer).resolve() != path.resolve():
             raise ValueError(

@@ -14,7 +14,9 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 
-def run_gru(gru: nn.GRU, x: torch.Tensor, mask: torch.Tensor, outputs: bool = True) -> tuple[torch.Tensor | None, torch.Tensor]:
+def run_gru(
+    gru: nn.GRU, x: torch.Tensor, mask: torch.Tensor, outputs: bool = True
+) -> tuple[torch.Tensor | None, torch.Tensor]:
     """(per-step outputs (B, T, dirs*H), zero after each length, or None; final states (dirs, B, H)).
 
     x: (B, T, d) left-aligned steps; mask: (B, T) bool. An empty sequence reads one step.

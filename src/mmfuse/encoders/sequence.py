@@ -56,7 +56,9 @@ class SequenceGRU(Encoder):
     def tokens(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         return self.encode(x, mask)[1:]
 
-    def encode(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def encode(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(pooled (B, out_dim), tokens (B, T, out_dim), token mask (B, T)) from one pass of the GRU."""
         out, h_n, mask = self._run(x, mask, outputs=True)
         return self.project(torch.cat(list(h_n), dim=-1)), self.project(out), mask

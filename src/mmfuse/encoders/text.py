@@ -20,7 +20,9 @@ class TextGRU(Encoder):
     the final forward and backward hidden states.
     """
 
-    def __init__(self, spec: ModalitySpec, out_dim: int = 64, embed_dim: int = 32, hidden: int = 64, bidirectional: bool = True):
+    def __init__(
+        self, spec: ModalitySpec, out_dim: int = 64, embed_dim: int = 32, hidden: int = 64, bidirectional: bool = True
+    ):
         super().__init__(spec, out_dim)
         require_kind(spec, ("text", "sequence"), "TextGRU")
         if not spec.vocab_size:

@@ -22,7 +22,9 @@ def flops_per_sample(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> 
 
 
 @torch.no_grad()
-def latency_per_sample_ms(model: torch.nn.Module, batch: dict[str, torch.Tensor], repeats: int = 5, warmup: int = 2) -> float:
+def latency_per_sample_ms(
+    model: torch.nn.Module, batch: dict[str, torch.Tensor], repeats: int = 5, warmup: int = 2
+) -> float:
     """Median wall time of a forward pass over `batch`, per sample, in milliseconds."""
     was_training = model.training
     model.eval()
@@ -49,8 +51,9 @@ def peak_memory_mb() -> dict[str, float]:
     return out
 
 
-def complexity(model, batch: dict[str, torch.Tensor], epoch_seconds: list[float],
-               epoch_periods: list[float] | None = None) -> dict[str, float]:
+def complexity(
+    model, batch: dict[str, torch.Tensor], epoch_seconds: list[float], epoch_periods: list[float] | None = None
+) -> dict[str, float]:
     """The complexity record of a trained model, measured on one evaluation batch."""
     batch = {k: v.to(model.device) for k, v in batch.items()}
     out = {
@@ -62,5 +65,6 @@ def complexity(model, batch: dict[str, torch.Tensor], epoch_seconds: list[float]
     if epoch_seconds:
         out["train_seconds_per_epoch"] = statistics.mean(epoch_seconds)
     if epoch_periods:
-        out["epoch_wall_seconds"] = [round(p, 4) for p in epoch_periods]  # each epoch, validation and checkpoints included
+        # each epoch, validation and checkpoints included
+        out["epoch_wall_seconds"] = [round(p, 4) for p in epoch_periods]
     return out

@@ -79,31 +79,47 @@ def validate(severities, modalities, data_modalities, mode=True, data_name: str 
     if not mode:
         return
     if mode is True and len(data_modalities) < 2:
-        raise ValueError(f"evaluation.robustness=true needs a data set with two or more modalities (it removes them one "
-                         f"at a time), but {data_name} has only {list(data_modalities)}; allowed: auto (skipped on "
-                         "one-modality data sets) or false")
+        raise ValueError(
+            f"evaluation.robustness=true needs a data set with two or more modalities (it removes them one "
+            f"at a time), but {data_name} has only {list(data_modalities)}; allowed: auto (skipped on "
+            "one-modality data sets) or false"
+        )
     bad = [s for s in severities if not 0 <= float(s) <= 1]
     if bad:
         raise ValueError(f"evaluation.severities={list(severities)}: {bad} outside the allowed range [0, 1]")
     if list(severities) != sorted(severities):
         # the area under the curve is a trapezoid sum over the severities in order
-        raise ValueError(f"evaluation.severities={list(severities)}: expected ascending order, "
-                         f"e.g. {sorted(severities)}")
+        raise ValueError(
+            f"evaluation.severities={list(severities)}: expected ascending order, e.g. {sorted(severities)}"
+        )
     unknown = [m for m in (modalities or []) if m not in data_modalities]
     if unknown:
-        raise ValueError(f"evaluation.modalities={list(modalities)}: {unknown} not modalities of the data set; "
-                         f"allowed: {list(data_modalities)}")
+        raise ValueError(
+            f"evaluation.modalities={list(modalities)}: {unknown} not modalities of the data set; "
+            f"allowed: {list(data_modalities)}"
+        )
     if max_samples is None:
         return
     if isinstance(max_samples, bool) or not isinstance(max_samples, int) or max_samples < 1:
-        raise ValueError(f"evaluation.max_samples={max_samples!r}: expected an integer >= 1 or null (the whole test set)")
+        raise ValueError(
+            f"evaluation.max_samples={max_samples!r}: expected an integer >= 1 or null (the whole test set)"
+        )
     if test_size is not None and max_samples > test_size:
-        raise ValueError(f"evaluation.max_samples={max_samples} is larger than the test set of {data_name} "
-                         f"({test_size} samples); expected at most {test_size}, or null for all of them")
+        raise ValueError(
+            f"evaluation.max_samples={max_samples} is larger than the test set of {data_name} "
+            f"({test_size} samples); expected at most {test_size}, or null for all of them"
+        )
 
 
-def evaluate_robustness(model, datamodule, severities=DEFAULT_SEVERITIES, modalities=None, seed: int = 0,
-                        max_samples: int | None = None, batch_size: int = 512) -> dict:
+def evaluate_robustness(
+    model,
+    datamodule,
+    severities=DEFAULT_SEVERITIES,
+    modalities=None,
+    seed: int = 0,
+    max_samples: int | None = None,
+    batch_size: int = 512,
+) -> dict:
     """{"metric", "clean", "present_subsets": {...}, "noise": {m: {corruption: [..]}}, "auc": {m: {corruption: a}}}.
 
     The encoders see the clean test set once: a missing-modality subset only changes `present`, which the encoders
@@ -129,8 +145,11 @@ def evaluate_robustness(model, datamodule, severities=DEFAULT_SEVERITIES, modali
     out: dict = {"metric": key, "severities": list(map(float, severities)), "samples": n, "seed": seed}
     out["clean"] = evaluator.score(clean, full)
     if len(names) > 1:
-        subsets = [c for r in range(1, len(names)) for c in itertools.combinations(names, r)] if len(names) <= 4 else \
-            [tuple(x for x in names if x != m) for m in names]
+        subsets = (
+            [c for r in range(1, len(names)) for c in itertools.combinations(names, r)]
+            if len(names) <= 4
+            else [tuple(x for x in names if x != m) for m in names]
+        )
         out["present_subsets"] = {}
         for subset in subsets:
             keep = torch.tensor([m in subset for m in names])
@@ -154,12 +173,13 @@ def evaluate_robustness(model, datamodule, severities=DEFAULT_SEVERITIES, modali
 
             curve = [out["clean"] if float(s) == 0 else None for s in severities]
             todo = [i for i, s in enumerate(severities) if float(s) != 0]
-            for group in (todo[i:i + per_pass] for i in range(0, len(todo), per_pass)):
+            for group in (todo[i : i + per_pass] for i in range(0, len(todo), per_pass)):
                 for s_index, encoded in zip(group, evaluator.encode_versions(m, [corrupt(i) for i in group])):
                     curve[s_index] = evaluator.score({**clean, m: encoded}, full)
             out["noise"][m][corruption] = curve
-            out["auc"][m][corruption] = float(np.trapezoid(curve, x=[float(s) for s in severities])) \
-                if len(severities) > 1 else curve[0]
+            out["auc"][m][corruption] = (
+                float(np.trapezoid(curve, x=[float(s) for s in severities])) if len(severities) > 1 else curve[0]
+            )
     return out
 
 
@@ -203,9 +223,15 @@ class CachedEvaluator:
         stacked = torch.cat(versions)
         mask = self.tensors.get(f"{m}_mask")
         mask = None if mask is None else mask.repeat(len(versions), *[1] * (mask.dim() - 1))
-        feats = torch.cat([encoder(stacked[i:i + batch_size].to(self.device),
-                                   None if mask is None else mask[i:i + batch_size].to(self.device))
-                           for i in range(0, len(stacked), batch_size)])
+        feats = torch.cat(
+            [
+                encoder(
+                    stacked[i : i + batch_size].to(self.device),
+                    None if mask is None else mask[i : i + batch_size].to(self.device),
+                )
+                for i in range(0, len(stacked), batch_size)
+            ]
+        )
         return [[(f[i:j], None) for i, j in self.bounds] for f in feats.split(len(versions[0]))]
 
     @torch.inference_mode()

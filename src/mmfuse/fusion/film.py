@@ -26,7 +26,9 @@ class FiLM(Fusion):
         super().__init__(in_dims)
         conditioner = self.modalities[-1] if conditioner is None else conditioner
         if conditioner not in in_dims:
-            raise ValueError(f"fusion=film: fusion.conditioner={conditioner!r} is not among the model's modalities {list(in_dims)}")
+            raise ValueError(
+                f"fusion=film: fusion.conditioner={conditioner!r} is not among the model's modalities {list(in_dims)}"
+            )
         self.conditioner = conditioner
         self.modulated = [m for m in self.modalities if m != conditioner]
         self.project = nn.ModuleDict({m: nn.Linear(in_dims[m], out_dim) for m in self.modulated})

@@ -28,7 +28,10 @@ class GatedMultimodalUnit(Fusion):
         self.out_dim = out_dim
 
     def forward(self, feats: dict[str, torch.Tensor], present: torch.Tensor, tokens=None) -> torch.Tensor:
-        xs = [torch.where(present[:, i : i + 1], feats[m], torch.zeros_like(feats[m])) for i, m in enumerate(self.modalities)]
+        xs = [
+            torch.where(present[:, i : i + 1], feats[m], torch.zeros_like(feats[m]))
+            for i, m in enumerate(self.modalities)
+        ]
         h = torch.stack([torch.tanh(self.transforms[m](x)) for m, x in zip(self.modalities, xs)], dim=1)
         logits = self.gate(torch.cat(xs, -1)).view(-1, len(self.modalities), self.out_dim)
         g = logits.masked_fill(~present.unsqueeze(-1), float("-inf")).softmax(dim=1)

@@ -48,7 +48,10 @@ class LateFusion(Fusion):
         })
         if combine == "weighted":
             if not weights or set(weights) != set(in_dims) or any(w < 0 for w in weights.values()):
-                raise ValueError(f"fusion.combine=weighted needs fusion.weights with a non-negative weight for each of {list(in_dims)}, got {weights}")
+                raise ValueError(
+                    f"fusion.combine=weighted needs fusion.weights with a non-negative weight for each of "
+                    f"{list(in_dims)}, got {weights}"
+                )
             self.register_buffer("fixed_logw", torch.tensor([math.log(max(weights[m], 1e-12)) for m in in_dims]))
         if combine == "learned":
             self.weight_logits = nn.Parameter(torch.zeros(len(in_dims)))

@@ -25,13 +25,15 @@ class LowRankTensorFusion(Fusion):
     def __init__(self, in_dims: dict[str, int], rank: int = 4, out_dim: int = 64):
         super().__init__(in_dims)
         if rank < 1 or out_dim < 1:
-            raise ValueError(f"fusion=lowrank: fusion.rank and fusion.out_dim must be positive, got rank={rank}, out_dim={out_dim}")
+            raise ValueError(
+                f"fusion=lowrank: fusion.rank and fusion.out_dim must be positive, got rank={rank}, out_dim={out_dim}"
+            )
         # std 1/sqrt(d+1) gives each factor's output unit scale, so the M-fold
         # product neither vanishes nor explodes as M grows (Xavier, as in the
         # paper's code, shrinks it geometrically with M)
-        self.factors = nn.ParameterDict({
-            m: nn.Parameter(torch.randn(rank, d + 1, out_dim) / math.sqrt(d + 1)) for m, d in in_dims.items()
-        })
+        self.factors = nn.ParameterDict(
+            {m: nn.Parameter(torch.randn(rank, d + 1, out_dim) / math.sqrt(d + 1)) for m, d in in_dims.items()}
+        )
         self.rank_weights = nn.Parameter(torch.randn(1, rank) / math.sqrt(rank))
         self.bias = nn.Parameter(torch.zeros(1, out_dim))
         self.out_dim = out_dim

@@ -34,7 +34,9 @@ class MultiplicativeInteraction(Fusion):
             raise ValueError(f"fusion=mi: fusion.form={form!r}; expected one of {list(FORMS)}")
         context = self.modalities[-1] if context is None else context
         if context not in in_dims:
-            raise ValueError(f"fusion=mi: fusion.context={context!r} is not among the model's modalities {list(in_dims)}")
+            raise ValueError(
+                f"fusion=mi: fusion.context={context!r} is not among the model's modalities {list(in_dims)}"
+            )
         self.form, self.context = form, context
         self.inputs = [m for m in self.modalities if m != context]
         d_c, d_x = in_dims[context], sum(in_dims[m] for m in self.inputs)
@@ -51,7 +53,9 @@ class MultiplicativeInteraction(Fusion):
 
     def forward(self, feats: dict[str, torch.Tensor], present: torch.Tensor, tokens=None) -> torch.Tensor:
         is_present = dict(zip(self.modalities, present.unbind(1)))
-        x = torch.cat([torch.where(is_present[m].unsqueeze(-1), feats[m], torch.zeros_like(feats[m])) for m in self.inputs], -1)
+        x = torch.cat(
+            [torch.where(is_present[m].unsqueeze(-1), feats[m], torch.zeros_like(feats[m])) for m in self.inputs], -1
+        )
         c = feats[self.context]
         c = torch.where(is_present[self.context].unsqueeze(-1), c, torch.zeros_like(c))
         shift = self.bias_generator(c)

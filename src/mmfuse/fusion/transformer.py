@@ -81,7 +81,9 @@ class TransformerFusion(Fusion):
 
     def forward(self, feats: dict[str, torch.Tensor], present: torch.Tensor, tokens=None) -> torch.Tensor:
         if self.wants_tokens and tokens is None:
-            raise ValueError("fusion=transformer needs token sequences; set fusion.pooled_tokens=true to fuse embeddings")
+            raise ValueError(
+                "fusion=transformer needs token sequences; set fusion.pooled_tokens=true to fuse embeddings"
+            )
         seq, valid = self.sequence(feats, present, tokens)
         # masked keys are excluded from attention, but a non-finite masked value would still poison the sum
         seq = seq.masked_fill(~valid.unsqueeze(-1), 0.0)
@@ -96,7 +98,7 @@ class TransformerFusion(Fusion):
         if self.readout == "mean":
             return (out * w).sum(1) / w.sum(1).clamp_min(1.0)
         slots, start = [], 0
-        for i, m in enumerate(self.modalities):
+        for _i, m in enumerate(self.modalities):
             slots.append(out[:, start] * w[:, start])  # the modality's summary token; zero when absent
             start += 1 + (tokens[m][0].shape[1] if self.wants_tokens else 0)
         return torch.cat(slots, dim=-1)

@@ -19,7 +19,9 @@ class SingleModality(Fusion):
     def __init__(self, in_dims: dict[str, int], modality: str):
         super().__init__(in_dims)
         if modality not in in_dims:
-            raise ValueError(f"fusion=unimodal: fusion.modality={modality!r} is not among the model's modalities {list(in_dims)}")
+            raise ValueError(
+                f"fusion=unimodal: fusion.modality={modality!r} is not among the model's modalities {list(in_dims)}"
+            )
         self.modality = modality
         self.out_dim = in_dims[modality]
 

@@ -55,7 +55,9 @@ def load_model(cfg, path: Path, trust: bool = False):
     except Exception as e:  # noqa: BLE001 - truncated zip, pickle error, wrong keys: all one message
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         hint = "" if trust else "; if it holds more than weights and you trust its origin, pass --trust-checkpoint"
-        raise UserError(f"{path}: cannot load checkpoint (corrupt or not a checkpoint of this run): {first}{hint}") from None
+        raise UserError(
+            f"{path}: cannot load checkpoint (corrupt or not a checkpoint of this run): {first}{hint}"
+        ) from None
     model.eval()
     return model
 
@@ -74,12 +76,23 @@ def log_wandb(cfg, record: dict[str, Any], eval_dir: Path, results: dict[str, An
         import wandb
 
         wb = cfg.logger.wandb
-        run = wandb.init(project=wb.get("project") or "mmfuse", entity=wb.get("entity"), group=wandb_group(cfg, record),
-                         job_type="eval", name=f"{record.get('run_name', 'run')}-eval", dir=str(eval_dir),
-                         mode=os.environ.get("WANDB_MODE", "offline"), tags=["eval", str(cfg.fusion.get("name"))],
-                         config={"run_dir": record.get("run_dir"), "ckpt": results["ckpt"],
-                                 "overrides": results["overrides"], "train_wandb_id": (record.get("wandb") or {}).get("id")},
-                         reinit="finish_previous")
+        run = wandb.init(
+            project=wb.get("project") or "mmfuse",
+            entity=wb.get("entity"),
+            group=wandb_group(cfg, record),
+            job_type="eval",
+            name=f"{record.get('run_name', 'run')}-eval",
+            dir=str(eval_dir),
+            mode=os.environ.get("WANDB_MODE", "offline"),
+            tags=["eval", str(cfg.fusion.get("name"))],
+            config={
+                "run_dir": record.get("run_dir"),
+                "ckpt": results["ckpt"],
+                "overrides": results["overrides"],
+                "train_wandb_id": (record.get("wandb") or {}).get("id"),
+            },
+            reinit="finish_previous",
+        )
         run.log(results["metrics"])
         run.summary.update(results["metrics"])
         info = {"status": "ok", "id": run.id, "mode": getattr(run.settings, "mode", None)}
@@ -91,8 +104,9 @@ def log_wandb(cfg, record: dict[str, Any], eval_dir: Path, results: dict[str, An
         return {"status": "disabled", "reason": reason}
 
 
-def evaluate(run_dir: Path, ckpt: str = "best", overrides: list[str] | None = None, use_wandb: bool = True,
-             trust: bool = False) -> dict[str, Any]:
+def evaluate(
+    run_dir: Path, ckpt: str = "best", overrides: list[str] | None = None, use_wandb: bool = True, trust: bool = False
+) -> dict[str, Any]:
     import pytorch_lightning as pl
     import torch
     from hydra.utils import instantiate
@@ -120,31 +134,49 @@ def evaluate(run_dir: Path, ckpt: str = "best", overrides: list[str] | None = No
         datamodule = instantiate(cfg.data)
         datamodule.setup("fit")  # as in training: normalisation and vocabularies come from the training split
     except Exception as e:  # noqa: BLE001
-        raise UserError(f"data: cannot build the data set ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        raise UserError(
+            f"data: cannot build the data set ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+        ) from None
     lacking = [m for m in model.modality_names if m not in datamodule.modalities]
     if lacking:
-        raise UserError(f"the model needs modalities {lacking}, which data set '{datamodule.name}' lacks "
-                             f"(it has {list(datamodule.modalities)})")
+        raise UserError(
+            f"the model needs modalities {lacking}, which data set '{datamodule.name}' lacks "
+            f"(it has {list(datamodule.modalities)})"
+        )
     precompute_frozen_embeddings(model, datamodule)
 
     eval_dir = run_dir / "eval" / stamp()
     eval_dir.mkdir(parents=True)
     OmegaConf.save(cfg, eval_dir / "config.yaml")
-    trainer = instantiate(cfg.trainer, callbacks=[], logger=False, default_root_dir=str(eval_dir),
-                          enable_checkpointing=False, enable_progress_bar=False)
+    trainer = instantiate(
+        cfg.trainer,
+        callbacks=[],
+        logger=False,
+        default_root_dir=str(eval_dir),
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+    )
     trainer.test(model=model, datamodule=datamodule, verbose=False)
     metrics = {k: v for k, v in scalars(trainer.callback_metrics).items() if k.startswith("test/")}
-    results = {"run_dir": str(run_dir), "ckpt": ckpt, "checkpoint": str(path), "overrides": overrides,
-               "metrics": metrics, "data_fingerprint": datamodule.fingerprint(),
-               "started": dt.datetime.fromtimestamp(started).isoformat(timespec="seconds"),
-               "seconds": round(time.time() - started, 3), "eval_dir": str(eval_dir)}
+    results = {
+        "run_dir": str(run_dir),
+        "ckpt": ckpt,
+        "checkpoint": str(path),
+        "overrides": overrides,
+        "metrics": metrics,
+        "data_fingerprint": datamodule.fingerprint(),
+        "started": dt.datetime.fromtimestamp(started).isoformat(timespec="seconds"),
+        "seconds": round(time.time() - started, 3),
+        "eval_dir": str(eval_dir),
+    }
     if use_wandb and "wandb" in (cfg.get("logger") or {}) and cfg.logger.wandb is not None:
         results["wandb"] = log_wandb(cfg, record, eval_dir, results)
     folder = RunFolder(run_dir)
     folder.write_file(eval_dir / "results.json", results)
     with folder.editing() as current:  # read under the lock: another eval may have appended meanwhile
-        current.setdefault("evals", []).append({k: results[k] for k in ("eval_dir", "ckpt", "overrides", "metrics",
-                                                                         "started")})
+        current.setdefault("evals", []).append(
+            {k: results[k] for k in ("eval_dir", "ckpt", "overrides", "metrics", "started")}
+        )
     return results
 
 
@@ -152,8 +184,13 @@ def print_results(results: dict[str, Any], recorded: dict[str, float]) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=f"eval ({results['ckpt']} checkpoint{', ' + ' '.join(results['overrides']) if results['overrides'] else ''})",
-                  title_justify="left", caption=f"written to {results['eval_dir']}", caption_justify="left")
+    table = Table(
+        title=f"eval ({results['ckpt']} checkpoint{''.join(', ' + o for o in results['overrides'][:1])}"
+        f"{''.join(' ' + o for o in results['overrides'][1:])})",
+        title_justify="left",
+        caption=f"written to {results['eval_dir']}",
+        caption_justify="left",
+    )
     for col in ("metric", "eval", "recorded at training", "difference"):
         table.add_column(col, justify="left" if col == "metric" else "right")
     for k, v in sorted(results["metrics"].items()):

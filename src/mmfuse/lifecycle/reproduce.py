@@ -98,7 +98,9 @@ def environment_differences(original: dict[str, Any], new: dict[str, Any]) -> tu
     elif og.get("dirty"):
         notes.append("dirty tree (uncommitted changes) at both runs")
     if original.get("data_fingerprint") != new.get("data_fingerprint"):
-        notes.append(f"data fingerprint {str(original.get('data_fingerprint'))[:12]} -> {str(new.get('data_fingerprint'))[:12]}")
+        notes.append(
+            f"data fingerprint {str(original.get('data_fingerprint'))[:12]} -> {str(new.get('data_fingerprint'))[:12]}"
+        )
     return strict, notes
 
 
@@ -127,13 +129,16 @@ def reproduce_one(run_dir: Path, new_dir: Path, train: Callable[[Any], dict]) ->
     OmegaConf.save(cfg, new_dir / SNAPSHOT)  # a reproduction is itself reproducible
     try:
         train(cfg)
-    except Exception as e:  # the new record says failed; the verdict reports it
+    except Exception as e:  # noqa: BLE001 - the new record says failed; the verdict reports it
         report(f"{PROG} [{new_dir}]", e)
     finally:
         if RunFolder(new_dir).exists():
             with RunFolder(new_dir).editing() as new:
-                new["reproduced_from"] = {"run_dir": str(run_dir.resolve()), "run_name": record.get("run_name"),
-                                          "status": record.get("status")}
+                new["reproduced_from"] = {
+                    "run_dir": str(run_dir.resolve()),
+                    "run_name": record.get("run_name"),
+                    "status": record.get("status"),
+                }
         else:
             new = {"status": "failed", "metrics": {}}
     return new
@@ -156,8 +161,9 @@ def user_code_changes(run_dir: Path, record: dict[str, Any]) -> list[str]:
     return [f"your code: {line}" for line in code_changes(record.get("plugins"), plugin_sources(cfg))]
 
 
-def print_verdict(out, run_dir: Path, new_dir: Path, original: dict, new: dict, tolerance: float,
-                  code: list[str] | None = None) -> bool:
+def print_verdict(
+    out, run_dir: Path, new_dir: Path, original: dict, new: dict, tolerance: float, code: list[str] | None = None
+) -> bool:
     from rich.table import Table
     from rich.text import Text
 
@@ -167,28 +173,48 @@ def print_verdict(out, run_dir: Path, new_dir: Path, original: dict, new: dict, 
     rows = compare_metrics(original.get("metrics") or {}, new.get("metrics") or {}, None if exact else tolerance)
     ok = new.get("status") == "completed" and all(r["match"] for r in rows) and bool(rows)
     mode = "exact (environment matches)" if exact else f"within ±{tolerance:g} (environment differs)"
-    table = Table(title=f"{original.get('run_name')}: {run_dir} -> {new_dir}", title_justify="left",
-                  caption=f"comparison: {mode}", caption_justify="left")
+    table = Table(
+        title=f"{original.get('run_name')}: {run_dir} -> {new_dir}",
+        title_justify="left",
+        caption=f"comparison: {mode}",
+        caption_justify="left",
+    )
     for col in ("metric", "original", "reproduced", "difference", ""):
         table.add_column(col, justify="left" if col == "metric" else "right")
     for r in rows:
-        table.add_row(Text(r["metric"]), fmt(r["original"]), fmt(r["reproduced"]), fmt(r["difference"]),
-                      Text("ok" if r["match"] else "DIFFERS", style="green" if r["match"] else "bold red"))
+        table.add_row(
+            Text(r["metric"]),
+            fmt(r["original"]),
+            fmt(r["reproduced"]),
+            fmt(r["difference"]),
+            Text("ok" if r["match"] else "DIFFERS", style="green" if r["match"] else "bold red"),
+        )
     out.print(table)
     for line in strict + notes:
         out.print(Text(f"  environment difference: {line}", style="yellow"))
     if new.get("status") != "completed":
-        out.print(Text(f"  reproduction {new.get('status')}: {(new.get('error') or {}).get('message', '')}", style="bold red"))
+        out.print(
+            Text(f"  reproduction {new.get('status')}: {(new.get('error') or {}).get('message', '')}", style="bold red")
+        )
     bad = sum(not r["match"] for r in rows)
-    verdict = (f"REPRODUCED ({mode}): {len(rows)} metrics match" if ok else
-               f"NOT REPRODUCED ({mode}): {bad} of {len(rows)} metrics differ" if new.get("status") == "completed" else
-               f"NOT REPRODUCED: the reproduction {new.get('status')}")
+    verdict = (
+        f"REPRODUCED ({mode}): {len(rows)} metrics match"
+        if ok
+        else f"NOT REPRODUCED ({mode}): {bad} of {len(rows)} metrics differ"
+        if new.get("status") == "completed"
+        else f"NOT REPRODUCED: the reproduction {new.get('status')}"
+    )
     out.print(Text(verdict, style="bold green" if ok else "bold red"))
     return ok
 
 
-def reproduce(path: Path, train: Callable[[Any], dict], jobs: str | None = None, tolerance: float = 1e-3,
-              out_root: Path | None = None) -> int:
+def reproduce(
+    path: Path,
+    train: Callable[[Any], dict],
+    jobs: str | None = None,
+    tolerance: float = 1e-3,
+    out_root: Path | None = None,
+) -> int:
     from rich.text import Text
 
     # deferred: the terminal tables import scipy (1.5 s); --help stays instant
@@ -199,12 +225,17 @@ def reproduce(path: Path, train: Callable[[Any], dict], jobs: str | None = None,
     root = Path(out_root) if out_root else outputs_root(runs[0], read_record(runs[0]), sweep)
     if not writable(root):
         raise UserError(f"{root} is not writable; choose another outputs folder with --out")
-    base = root / "reproductions" / f"{stamp()}_{path.resolve().name if sweep else read_record(runs[0]).get('run_name', 'run')}"
+    base = (
+        root
+        / "reproductions"
+        / f"{stamp()}_{path.resolve().name if sweep else read_record(runs[0]).get('run_name', 'run')}"
+    )
     out = console()
     changes = {run_dir: user_code_changes(run_dir, read_record(run_dir)) for run_dir in runs}
     for line in dict.fromkeys(line for lines in changes.values() for line in lines):
-        out.print(Text(f"{PROG}: warning: {line}; the metrics are compared within --tolerance, not exactly",
-                       style="yellow"))
+        out.print(
+            Text(f"{PROG}: warning: {line}; the metrics are compared within --tolerance, not exactly", style="yellow")
+        )
     ok = True
     for run_dir in runs:
         new_dir = base / run_dir.name if sweep else base

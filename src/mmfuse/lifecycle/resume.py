@@ -45,7 +45,9 @@ def checkpoint_position(path: Path) -> tuple[int, int]:
         return int(ckpt["epoch"]), int(loop.get("_batches_that_stepped", ckpt["global_step"]))
     except Exception as e:  # noqa: BLE001 - truncated file, not a checkpoint, missing key: one message
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        raise UserError(f"{path}: cannot resume from this checkpoint (corrupt or not a Lightning checkpoint): {first}") from None
+        raise UserError(
+            f"{path}: cannot resume from this checkpoint (corrupt or not a Lightning checkpoint): {first}"
+        ) from None
 
 
 def checkpoint_epoch(path: Path) -> int:
@@ -114,12 +116,16 @@ def check_resumable(run_dir: Path) -> tuple[dict[str, Any], Path]:
     if status == "completed":
         raise UserError(f"{run_dir}: the run is already completed; nothing to resume")
     if status == "running" and pid_alive(record.get("pid")):
-        raise UserError(f"{run_dir} is still being trained by process {record.get('pid')}; "
-                             "stop it first (a live run is never resumed twice)")
+        raise UserError(
+            f"{run_dir} is still being trained by process {record.get('pid')}; "
+            "stop it first (a live run is never resumed twice)"
+        )
     last = RunFolder(run_dir).last_ckpt
     if not last.is_file():
-        raise UserError(f"{run_dir}: no checkpoints/last.ckpt to resume from (the run stopped before its first "
-                             "checkpoint, or was trained without checkpoints); train it again")
+        raise UserError(
+            f"{run_dir}: no checkpoints/last.ckpt to resume from (the run stopped before its first "
+            "checkpoint, or was trained without checkpoints); train it again"
+        )
     return record, last
 
 
@@ -148,7 +154,7 @@ def resume_one(run_dir: Path, overrides: list[str], train: Callable[[Any], dict]
     try:
         train(cfg)
         return True
-    except Exception as e:  # recorded in run.json by train()
+    except Exception as e:  # noqa: BLE001 - recorded in run.json by train()
         report(f"{PROG} [{run_dir}]", e)
         return False
 
@@ -171,7 +177,9 @@ def resume(path: Path, overrides: list[str], train: Callable[[Any], dict]) -> in
         return 0 if resume_one(path, overrides, train) else 1
     jobs = sorted(p for p in path.iterdir() if (p / RECORD).is_file())
     if not jobs:
-        raise UserError(f"resume={path} is neither a run folder nor a sweep folder (no {RECORD} in it or its job folders)")
+        raise UserError(
+            f"resume={path} is neither a run folder nor a sweep folder (no {RECORD} in it or its job folders)"
+        )
     todo = passing(jobs, check_resumable, lambda job, e: f"{PROG}: skipping {job.name}: {e}")
     if not todo:
         raise UserError(f"sweep {path}: no job to resume")

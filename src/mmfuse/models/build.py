@@ -25,7 +25,7 @@ def is_unimodal(fusion_cfg) -> bool:
 
     try:
         return issubclass(get_class(fusion_cfg.get("_target_")), SingleModality)
-    except Exception:
+    except Exception:  # noqa: BLE001 - a target that does not import
         return False
 
 
@@ -36,18 +36,23 @@ def model_modalities(cfg: DictConfig, datamodule) -> list[str]:
     if is_unimodal(fusion):
         if fusion.get("modality") not in available:
             raise ValueError(
-                f"fusion={fusion.get('name')}: fusion.modality={fusion.get('modality')!r} is not a modality of data set "
+                f"fusion={fusion.get('name')}: fusion.modality={fusion.get('modality')!r} is not a modality of data "
+                f"set "
                 f"'{datamodule.name}' (it has {available})"
             )
         return [fusion.modality]
     wanted = list(cfg.model.get("modalities") or available)
     missing = [m for m in wanted if m not in available]
     if missing:
-        raise ValueError(f"model.modalities asks for {missing}, which data set '{datamodule.name}' lacks (it has {available})")
+        raise ValueError(
+            f"model.modalities asks for {missing}, which data set '{datamodule.name}' lacks (it has {available})"
+        )
     try:
         fusion_cls = get_class(fusion._target_)
-    except Exception as e:
-        raise ValueError(f"fusion={fusion.get('name')}: cannot import its _target_ {fusion.get('_target_')!r} ({e})") from None
+    except Exception as e:  # noqa: BLE001 - a target that does not import
+        raise ValueError(
+            f"fusion={fusion.get('name')}: cannot import its _target_ {fusion.get('_target_')!r} ({e})"
+        ) from None
     least, most = trait(fusion_cls, "min_modalities"), trait(fusion_cls, "max_modalities")
     if len(wanted) < least:
         raise ValueError(
@@ -55,8 +60,10 @@ def model_modalities(cfg: DictConfig, datamodule) -> list[str]:
             f"but the model gets {wanted} from data set '{datamodule.name}'"
         )
     if most is not None and len(wanted) > most:
-        raise ValueError(f"fusion={fusion.get('name')} takes at most {most} modalities, but the model gets {wanted} "
-                         f"from data set '{datamodule.name}'; choose them with model.modalities=[...]")
+        raise ValueError(
+            f"fusion={fusion.get('name')} takes at most {most} modalities, but the model gets {wanted} "
+            f"from data set '{datamodule.name}'; choose them with model.modalities=[...]"
+        )
     if not trait(fusion_cls, "uses_raw_inputs"):
         kinds = {m: datamodule.modalities[m].kind for m in wanted}
         no_encoder = {m: k for m, k in kinds.items() if k not in (cfg.get("encoder") or {})}
@@ -96,8 +103,13 @@ def loss_options(cfg: DictConfig, datamodule) -> dict | None:
     loss = _plain(cfg.model.get("loss"))
     if not loss or loss.get("class_weights") is None:
         return loss
-    weights = resolve_class_weights(loss["class_weights"], datamodule.task, datamodule.num_classes,
-                                    lambda: training_labels(datamodule), getattr(datamodule, "class_names", None))
+    weights = resolve_class_weights(
+        loss["class_weights"],
+        datamodule.task,
+        datamodule.num_classes,
+        lambda: training_labels(datamodule),
+        getattr(datamodule, "class_names", None),
+    )
     return {**loss, "class_weights": weights}
 
 
@@ -107,20 +119,27 @@ def check_plugin_fusion(model: FusionModule, fusion_cfg: dict) -> None:
 
     Run on a copy, with torch's random state put back: the run's own numbers do not change.
     """
-    in_dims = dict(model.fusion.in_dims) if isinstance(getattr(model.fusion, "in_dims", None), dict) else \
-        {m: e.out_dim for m, e in model.encoders.items()}
+    in_dims = (
+        dict(model.fusion.in_dims)
+        if isinstance(getattr(model.fusion, "in_dims", None), dict)
+        else {m: e.out_dim for m, e in model.encoders.items()}
+    )
     name = fusion_cfg.get("name")
     with torch.random.fork_rng(devices=[]):
         try:
             for check in (check_output, check_gradients):
                 check(copy.deepcopy(model.fusion), in_dims)
         except CheckFailed as e:
-            raise ValueError(f"fusion={name} ({fusion_cfg.get('_target_')}): {e} (`mmfuse check fusion={name}`, "
-                             "with your --config-dir, runs every conformance check)") from None
+            raise ValueError(
+                f"fusion={name} ({fusion_cfg.get('_target_')}): {e} (`mmfuse check fusion={name}`, "
+                "with your --config-dir, runs every conformance check)"
+            ) from None
         except Exception as e:  # noqa: BLE001 - the strategy itself raised on generated inputs
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise ValueError(f"fusion={name} ({fusion_cfg.get('_target_')}) fails on generated inputs "
-                             f"{in_dims}: {type(e).__name__}: {first}") from None
+            raise ValueError(
+                f"fusion={name} ({fusion_cfg.get('_target_')}) fails on generated inputs "
+                f"{in_dims}: {type(e).__name__}: {first}"
+            ) from None
 
 
 def build_model(cfg: DictConfig, datamodule) -> FusionModule:
@@ -133,7 +152,9 @@ def build_model(cfg: DictConfig, datamodule) -> FusionModule:
         data_modalities=list(datamodule.modalities),
         num_classes=datamodule.num_classes,
         task=datamodule.task,
-        encoders={m: _plain(cfg.encoder[specs[m]["kind"]]) for m in used if specs[m]["kind"] in (cfg.get("encoder") or {})},
+        encoders={
+            m: _plain(cfg.encoder[specs[m]["kind"]]) for m in used if specs[m]["kind"] in (cfg.get("encoder") or {})
+        },
         fusion=fusion,
         head=_plain(cfg.model.get("head")),
         optimizer=_plain(cfg.model.get("optimizer")),

@@ -22,7 +22,7 @@ def precompute_frozen_embeddings(model, datamodule, batch_size: int = 256) -> li
     modalities = frozen_modalities(model)
     for m in modalities:
         encoder = model.encoders[m].eval()
-        for split, ds in datamodule.splits.items():
+        for _split, ds in datamodule.splits.items():
             x, mask = ds.tensors[m], ds.tensors.get(f"{m}_mask")
             chunks = [encoder(x[i : i + batch_size], None if mask is None else mask[i : i + batch_size])
                       for i in range(0, len(x), batch_size)]

@@ -69,7 +69,9 @@ class FusionModule(pl.LightningModule):
         self.register_buffer("class_weights", None if weights is None else torch.tensor(weights), persistent=False)
         self.specs = {m: ModalitySpec(**{**d, "shape": tuple(d["shape"])}) for m, d in modalities.items()}
         self.modality_names = list(self.specs)
-        self.register_buffer("present_index", torch.tensor([data_modalities.index(m) for m in self.modality_names]), persistent=False)
+        self.register_buffer(
+            "present_index", torch.tensor([data_modalities.index(m) for m in self.modality_names]), persistent=False
+        )
         out_dim = 1 if task == "regression" else num_classes
 
         fusion_cls = get_class(fusion["_target_"])
@@ -79,23 +81,31 @@ class FusionModule(pl.LightningModule):
             self.encoders = nn.ModuleDict({m: instantiate(encoders[m], spec=s) for m, s in self.specs.items()})
         for m, encoder in self.encoders.items():
             if not isinstance(getattr(encoder, "out_dim", None), int):
-                raise ValueError(f"encoder.{self.specs[m].kind} ({type(encoder).__name__}) for modality {m!r} has no "
-                                 "integer out_dim; set self.out_dim (the width its forward returns)")
+                raise ValueError(
+                    f"encoder.{self.specs[m].kind} ({type(encoder).__name__}) for modality {m!r} has no "
+                    "integer out_dim; set self.out_dim (the width its forward returns)"
+                )
         kwargs = {k: v for k, v in fusion.items() if k not in FUSION_META_KEYS}
         if trait(fusion_cls, "produces_logits"):
             kwargs["num_classes"] = out_dim
         # a plain nn.Module strategy (no mmfuse.fusion.Fusion base) gets the default traits
         self.fusion = with_traits(fusion_cls(in_dims={m: e.out_dim for m, e in self.encoders.items()}, **kwargs))
         if not isinstance(getattr(self.fusion, "out_dim", None), int):
-            raise ValueError(f"fusion={fusion.get('name')} ({fusion['_target_']}) has no integer out_dim; set "
-                             "self.out_dim in its constructor (the head is sized from it)")
+            raise ValueError(
+                f"fusion={fusion.get('name')} ({fusion['_target_']}) has no integer out_dim; set "
+                "self.out_dim in its constructor (the head is sized from it)"
+            )
         if self.fusion.wants_tokens:
             lacking = [m for m, e in self.encoders.items() if not callable(getattr(e, "encode", None))]
             if lacking:
-                raise ValueError(f"fusion={fusion.get('name')} wants token sequences, but the encoders of {lacking} "
-                                 "have no encode(x, mask) -> (pooled, tokens, token_mask); subclass "
-                                 "mmfuse.encoders.base.Encoder and implement tokens()")
-        self.head = nn.Identity() if self.fusion.produces_logits else MLPHead(self.fusion.out_dim, out_dim, **(head or {}))
+                raise ValueError(
+                    f"fusion={fusion.get('name')} wants token sequences, but the encoders of {lacking} "
+                    "have no encode(x, mask) -> (pooled, tokens, token_mask); subclass "
+                    "mmfuse.encoders.base.Encoder and implement tokens()"
+                )
+        self.head = (
+            nn.Identity() if self.fusion.produces_logits else MLPHead(self.fusion.out_dim, out_dim, **(head or {}))
+        )
 
         self.monitor_name, mode = MONITOR[task]
         self.train_metrics = build_metrics(task, num_classes, full=False).clone(prefix="train/")
@@ -147,7 +157,8 @@ class FusionModule(pl.LightningModule):
         return loss
 
     def _writes_step_logs(self) -> bool:
-        """Whether Lightning hands this step's values to the loggers (every `trainer.log_every_n_steps` optimizer steps)."""
+        """Whether Lightning hands this step's values to the loggers (every `trainer.log_every_n_steps` optimizer
+        steps)."""
         every = self.trainer.log_every_n_steps
         return every > 0 and ((self.global_step + 1) % every == 0 or self.trainer.should_stop)
 
@@ -169,7 +180,9 @@ class FusionModule(pl.LightningModule):
         # already epoch values (torchmetrics reduces them across DDP processes): batch_size=1 keeps them as they are
         self.log_dict(values, on_step=False, on_epoch=True, batch_size=1)
         self.log("train/loss_epoch", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=1)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, logger=False, batch_size=1)  # the record's name for it
+        self.log(
+            "train/loss", loss, on_step=False, on_epoch=True, logger=False, batch_size=1
+        )  # the record's name for it
 
     def on_train_start(self):
         # the sanity check must not seed the best-so-far tracker; a resumed run continues the one it checkpointed
@@ -256,5 +269,8 @@ class UnimodalModule(FusionModule):
     def __init__(self, modalities: dict[str, dict], fusion: dict, **kwargs):
         modality = fusion.get("modality")
         if modality not in modalities:
-            raise ValueError(f"fusion={fusion.get('name')}: fusion.modality={modality!r} is not a modality of the data set {list(modalities)}")
+            raise ValueError(
+                f"fusion={fusion.get('name')}: fusion.modality={modality!r} is not a modality of the data set "
+                f"{list(modalities)}"
+            )
         super().__init__(modalities={modality: modalities[modality]}, fusion=fusion, **kwargs)

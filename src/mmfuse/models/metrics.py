@@ -69,7 +69,10 @@ def build_metrics(task: str, num_classes: int, full: bool = True) -> MetricColle
                 "auroc": MulticlassAUROC(num_classes, average="macro"),
             }
     elif task == "multilabel":
-        metrics = {"acc": MultilabelAccuracy(num_classes, **check), "f1": MultilabelF1Score(num_classes, average="micro", **check)}
+        metrics = {
+            "acc": MultilabelAccuracy(num_classes, **check),
+            "f1": MultilabelF1Score(num_classes, average="micro", **check),
+        }
         if full:
             metrics |= {
                 "f1_macro": MultilabelF1Score(num_classes, average="macro"),
@@ -95,8 +98,13 @@ def predictions(task: str, scores: torch.Tensor) -> torch.Tensor:
     return scores.squeeze(-1)
 
 
-def loss_fn(task: str, scores: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0,
-            class_weights: torch.Tensor | None = None) -> torch.Tensor:
+def loss_fn(
+    task: str,
+    scores: torch.Tensor,
+    target: torch.Tensor,
+    label_smoothing: float = 0.0,
+    class_weights: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Cross-entropy, BCE-with-logits or MSE; `class_weights` (models/class_weights.py) are the cross-entropy's
     `weight` (multiclass) or BCE's `pos_weight` (multilabel); None is the unweighted loss of torch's defaults."""
     if task == "multiclass":

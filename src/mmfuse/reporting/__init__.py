@@ -12,4 +12,12 @@ from mmfuse.reporting.runs import (
     varying_keys,
 )
 
-__all__ = ["find_run_dirs", "group_labels", "latest_sweep", "load_history", "load_runs", "metric_columns", "varying_keys"]
+__all__ = [
+    "find_run_dirs",
+    "group_labels",
+    "latest_sweep",
+    "load_history",
+    "load_runs",
+    "metric_columns",
+    "varying_keys",
+]

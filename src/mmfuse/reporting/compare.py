@@ -154,15 +154,22 @@ def show(comparisons: list[Comparison], failures: pd.DataFrame, context: dict, m
         warn(f"--metrics {' '.join(unknown)}: not recorded in these runs (recorded: {', '.join(recorded)})")
     if len(comparisons) > 1:
         names = ", ".join(c.data_name for c in comparisons)
-        console.print(f"These runs come from {len(comparisons)} data sets ({names}): one table each, never averaged together.",
-                      markup=False, soft_wrap=True)
+        console.print(
+            f"These runs come from {len(comparisons)} data sets ({names}): one table each, never averaged together.",
+            markup=False,
+            soft_wrap=True,
+        )
     for c in comparisons:
-        console.print(f"\n{len(c.runs)} completed runs of data set {c.data_name} in {sources}, grouped by {c.grouped_by}",
-                      markup=False, soft_wrap=True)
+        console.print(
+            f"\n{len(c.runs)} completed runs of data set {c.data_name} in {sources}, grouped by {c.grouped_by}",
+            markup=False,
+            soft_wrap=True,
+        )
         chosen = c.terminal_metrics(metrics)
         summary, marks = c.summary_tables(chosen)
-        terminal.print_comparison(console, "mean ± std over seeds", summary, marks, c.lead_table(chosen),
-                                  c.correction, c.power_table(chosen))
+        terminal.print_comparison(
+            console, "mean ± std over seeds", summary, marks, c.lead_table(chosen), c.correction, c.power_table(chosen)
+        )
         if not c.robustness.empty:
             console.print(terminal.rich_table(c.robustness, title=ROBUSTNESS_TITLE, caption=robustness_caption(c)))
         if not c.cost.empty:
@@ -176,8 +183,12 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     runs = read_runs(paths)
     completed = runs["status"] == "completed"
     failures = failure_table(runs[~completed])
-    context = {"paths": paths, "n_runs": len(runs), "command": shlex.join([*PROG.split(), *argv]),
-               "when": dt.datetime.now().isoformat(timespec="seconds")}
+    context = {
+        "paths": paths,
+        "n_runs": len(runs),
+        "command": shlex.join([*PROG.split(), *argv]),
+        "when": dt.datetime.now().isoformat(timespec="seconds"),
+    }
     if not completed.any():
         terminal.print_failures(terminal.console(), failures)
         raise UserError(f"nothing to compare: none of the {len(runs)} runs completed", code=1)
@@ -193,15 +204,18 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
-def log_to_wandb(comparisons: list[Comparison], runs: pd.DataFrame, summary: pd.DataFrame, out: Path,
-                 context: dict) -> int:
+def log_to_wandb(
+    comparisons: list[Comparison], runs: pd.DataFrame, summary: pd.DataFrame, out: Path, context: dict
+) -> int:
     from mmfuse.reporting.wandb_log import log_comparison  # deferred: wandb is imported only with --log-wandb
 
     try:
         folder, group = log_comparison(comparisons, runs, summary, out, context)
     except Exception as e:  # noqa: BLE001 - the report is written; say why W&B is missing and exit non-zero
-        print(f"{PROG}: error: W&B logging failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})",
-              file=sys.stderr)
+        print(
+            f"{PROG}: error: W&B logging failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})",
+            file=sys.stderr,
+        )
         return 1
     if folder is None:
         print("W&B disabled (WANDB_MODE=disabled): nothing logged.")

@@ -41,8 +41,10 @@ class Comparison:
     curves: pd.DataFrame = field(default_factory=pd.DataFrame)       # per (run, modality, corruption, severity) metric
     per_run: pd.DataFrame = field(default_factory=pd.DataFrame)      # per run: robustness summaries and cost figures
     robustness: pd.DataFrame = field(default_factory=pd.DataFrame)   # per group: mean ± std of those summaries
-    cost: pd.DataFrame = field(default_factory=pd.DataFrame)         # per group: parameters, FLOPs, latency, time, memory
-    has_baseline: bool = False                                       # late-fusion runs present: effective robustness shown
+    # per group: parameters, FLOPs, latency, time, memory
+    cost: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # late-fusion runs present: effective robustness shown
+    has_baseline: bool = False
     plots: list[Path] = field(default_factory=list)
     correction: str = "holm"                                         # of the p-values against the best group
 

@@ -77,7 +77,10 @@ def robustness_parts(comparison: Comparison, ident: str) -> list[str]:
                   html_table(comparison.robustness, table_id=f"robustness-{ident}", css_class="robustness"),
                   f'<p class="legend">{escape(robustness_caption(comparison))}</p>']
     if not comparison.cost.empty:
-        parts += ["<h3>Cost: mean ± std over seeds</h3>", html_table(comparison.cost, table_id=f"cost-{ident}", css_class="cost")]
+        parts += [
+            "<h3>Cost: mean ± std over seeds</h3>",
+            html_table(comparison.cost, table_id=f"cost-{ident}", css_class="cost"),
+        ]
     return parts
 
 
@@ -86,50 +89,68 @@ def power_parts(comparison: Comparison, ident: str) -> list[str]:
     power = comparison.power_table()
     if power.empty:
         return []
-    return ["<h3>≈: equal, or too few seeds?</h3>", html_table(power, table_id=f"power-{ident}", css_class="power"),
-            f'<p class="legend">{escape(power_caption(comparison.correction))}</p>']
+    return [
+        "<h3>≈: equal, or too few seeds?</h3>",
+        html_table(power, table_id=f"power-{ident}", css_class="power"),
+        f'<p class="legend">{escape(power_caption(comparison.correction))}</p>',
+    ]
 
 
 def data_set_section(comparison: Comparison, heading: bool) -> str:
     ident = slug(comparison.data_name)
     summary, marks = comparison.summary_tables()
-    parts = [f'<h2 id="data-{ident}">Data set: {escape(comparison.data_name)}</h2>' if heading else "",
-             f"<p>{len(comparison.runs)} completed runs, grouped by <b>{escape(comparison.grouped_by)}</b>.</p>",
-             "<h3>Summary: mean ± std over seeds</h3>",
-             html_table(summary, table_id=f"summary-{ident}", css_class="summary", marks=marks),
-             f'<p class="legend">{escape(legend(comparison.correction))}</p>',
-             f"<h3>{escape(lead_title(comparison.correction))}</h3>",
-             html_table(comparison.lead_table(), table_id=f"leads-{ident}", css_class="leads"),
-             *power_parts(comparison, ident),
-             *robustness_parts(comparison, ident),
-             "<h3>Plots</h3>", "".join(figure(p) for p in comparison.plots) or "<p>No plots.</p>",
-             "<h3>Commands and config differences per group</h3>", origin_table(comparison),
-             "<details><summary>Every metric: confidence intervals, gaps, tests and power</summary>",
-             html_table(comparison.detail_table(), table_id=f"details-{ident}", css_class="details"), "</details>"]
+    parts = [
+        f'<h2 id="data-{ident}">Data set: {escape(comparison.data_name)}</h2>' if heading else "",
+        f"<p>{len(comparison.runs)} completed runs, grouped by <b>{escape(comparison.grouped_by)}</b>.</p>",
+        "<h3>Summary: mean ± std over seeds</h3>",
+        html_table(summary, table_id=f"summary-{ident}", css_class="summary", marks=marks),
+        f'<p class="legend">{escape(legend(comparison.correction))}</p>',
+        f"<h3>{escape(lead_title(comparison.correction))}</h3>",
+        html_table(comparison.lead_table(), table_id=f"leads-{ident}", css_class="leads"),
+        *power_parts(comparison, ident),
+        *robustness_parts(comparison, ident),
+        "<h3>Plots</h3>",
+        "".join(figure(p) for p in comparison.plots) or "<p>No plots.</p>",
+        "<h3>Commands and config differences per group</h3>",
+        origin_table(comparison),
+        "<details><summary>Every metric: confidence intervals, gaps, tests and power</summary>",
+        html_table(comparison.detail_table(), table_id=f"details-{ident}", css_class="details"),
+        "</details>",
+    ]
     return "\n".join(p for p in parts if p)
 
 
 def runs_section(runs: pd.DataFrame) -> str:
-    columns = [c for c in ("run_name", "status", "group", "seed", "data_name", "params", "fit_seconds", "command")
-               if c in runs]
+    columns = [
+        c for c in ("run_name", "status", "group", "seed", "data_name", "params", "fit_seconds", "command") if c in runs
+    ]
     table = runs[columns].astype(object).where(runs[columns].notna(), "")
-    return ("<details><summary>All runs</summary>"
-            + html_table(table, table_id="runs", css_class="runs") + "</details>")
+    return "<details><summary>All runs</summary>" + html_table(table, table_id="runs", css_class="runs") + "</details>"
 
 
 def render(comparisons: list[Comparison], failures: pd.DataFrame, runs: pd.DataFrame, context: dict) -> str:
     sources = ", ".join(f"<code>{escape(str(p))}</code>" for p in context["paths"])
-    parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
-             '<meta name="viewport" content="width=device-width, initial-scale=1">',
-             f"<title>mmfuse comparison: {escape(', '.join(c.data_name for c in comparisons))}</title>",
-             f"<style>{CSS}</style>", "</head>", "<body>", "<h1>Fusion comparison</h1>",
-             f'<p class="meta">{context["n_runs"]} runs from {sources}; written by '
-             f'<code>{escape(context["command"])}</code> on {escape(context["when"])}.</p>']
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>mmfuse comparison: {escape(', '.join(c.data_name for c in comparisons))}</title>",
+        f"<style>{CSS}</style>",
+        "</head>",
+        "<body>",
+        "<h1>Fusion comparison</h1>",
+        f'<p class="meta">{context["n_runs"]} runs from {sources}; written by '
+        f"<code>{escape(context['command'])}</code> on {escape(context['when'])}.</p>",
+    ]
     if len(comparisons) > 1:
         parts.append(f"<p>These runs come from {len(comparisons)} data sets; each is compared on its own.</p>")
     parts += [data_set_section(c, heading=len(comparisons) > 1) for c in comparisons]
     if not failures.empty:
-        parts += ["<h2>Runs that did not complete (not averaged)</h2>",
-                  html_table(failures, table_id="failures", css_class="failures")]
+        parts += [
+            "<h2>Runs that did not complete (not averaged)</h2>",
+            html_table(failures, table_id="failures", css_class="failures"),
+        ]
     parts += ["<h2>Runs</h2>", runs_section(runs), "</body>", "</html>"]
     return "\n".join(parts) + "\n"

@@ -55,8 +55,12 @@ def bar_chart(stats: pd.DataFrame, runs: pd.DataFrame, metric: str, path: Path) 
     ax.grid(axis="x", alpha=0.3)
     # room for the group labels, without a layout engine's extra drawing pass
     label_inches = 0.3 + 0.075 * max((len(g) for g in rows["group"]), default=4)
-    fig.subplots_adjust(left=min(0.6, label_inches / fig.get_figwidth()), right=0.97, top=1 - 0.45 / fig.get_figheight(),
-                        bottom=0.55 / fig.get_figheight())
+    fig.subplots_adjust(
+        left=min(0.6, label_inches / fig.get_figwidth()),
+        right=0.97,
+        top=1 - 0.45 / fig.get_figheight(),
+        bottom=0.55 / fig.get_figheight(),
+    )
     return save(fig, path)
 
 
@@ -68,8 +72,9 @@ def curve_chart(history: pd.DataFrame, metric: str, colours: dict[str, tuple], p
         per_epoch = grp.groupby("epoch")[metric].agg(["mean", "std", "count"])
         ax.plot(per_epoch.index, per_epoch["mean"], label=group, color=colours.get(group), marker="o", ms=3)
         band = per_epoch["std"].fillna(0)
-        ax.fill_between(per_epoch.index, per_epoch["mean"] - band, per_epoch["mean"] + band,
-                        color=colours.get(group), alpha=0.15)
+        ax.fill_between(
+            per_epoch.index, per_epoch["mean"] - band, per_epoch["mean"] + band, color=colours.get(group), alpha=0.15
+        )
     direction = "higher" if higher_is_better(metric) else "lower"
     ax.set_title(f"{metric} per epoch ({direction} is better): mean over seeds ± std")
     ax.set_xlabel("epoch")
@@ -83,18 +88,31 @@ def curve_chart(history: pd.DataFrame, metric: str, colours: dict[str, tuple], p
 
 def curve_metrics(history: pd.DataFrame) -> list[str]:
     """Validation metrics recorded per epoch (running bests like val/acc_best repeat val/acc)."""
-    return metric_order([c for c in history.columns if c.startswith("val/") and not c.endswith("_best")
-                         and pd.api.types.is_numeric_dtype(history[c]) and history[c].notna().any()])
+    return metric_order(
+        [
+            c
+            for c in history.columns
+            if c.startswith("val/")
+            and not c.endswith("_best")
+            and pd.api.types.is_numeric_dtype(history[c])
+            and history[c].notna().any()
+        ]
+    )
 
 
-def make_plots(runs: pd.DataFrame, stats: pd.DataFrame, history: pd.DataFrame, metrics: list[str],
-               folder: Path, prefix: str = "") -> list[Path]:
+def make_plots(
+    runs: pd.DataFrame, stats: pd.DataFrame, history: pd.DataFrame, metrics: list[str], folder: Path, prefix: str = ""
+) -> list[Path]:
     """Bar charts for `metrics` and validation curves from `history` (both with a `group` column)."""
     folder.mkdir(parents=True, exist_ok=True)
-    paths = [bar_chart(stats, runs, m, folder / f"{prefix}bar_{slug(m)}.png")
-             for m in metrics if (stats["metric"] == m).any()]
+    paths = [
+        bar_chart(stats, runs, m, folder / f"{prefix}bar_{slug(m)}.png")
+        for m in metrics
+        if (stats["metric"] == m).any()
+    ]
     if not history.empty and "epoch" in history:
         colours = group_colours(list(runs["group"].unique()))
-        paths += [curve_chart(history, m, colours, folder / f"{prefix}curve_{slug(m)}.png")
-                  for m in curve_metrics(history)]
+        paths += [
+            curve_chart(history, m, colours, folder / f"{prefix}curve_{slug(m)}.png") for m in curve_metrics(history)
+        ]
     return paths

@@ -112,12 +112,17 @@ def mean_std(values: pd.Series, digits: int = 3) -> str:
 
 
 def robustness_table(per_run: pd.DataFrame) -> pd.DataFrame:
-    """Per group: clean metric, metric without each modality (and other missing sets), AUC and effective robustness per modality."""
+    """Per group: clean metric, metric without each modality (and other missing sets), AUC and effective robustness
+    per modality."""
     if "clean" not in per_run or per_run["clean"].isna().all():
         return pd.DataFrame()
     missing = sorted((c for c in per_run.columns if c.startswith("no ")), key=lambda c: (c.count("+"), c))
-    columns = ["clean", *missing[: max(1, sum(1 for c in missing if "+" not in c))],
-               *[c for c in per_run.columns if c.startswith("AUC ")], *[c for c in per_run.columns if c.startswith("eff ")]]
+    columns = [
+        "clean",
+        *missing[: max(1, sum(1 for c in missing if "+" not in c))],
+        *[c for c in per_run.columns if c.startswith("AUC ")],
+        *[c for c in per_run.columns if c.startswith("eff ")],
+    ]
     table = per_run.groupby("group", sort=True)[columns].agg(mean_std)
     metric = per_run["metric"].dropna().iloc[0] if "metric" in per_run and per_run["metric"].notna().any() else "metric"
     table.insert(0, "n", per_run.groupby("group").size())
@@ -132,8 +137,14 @@ def cost_table(per_run: pd.DataFrame) -> pd.DataFrame:
     frame = per_run[["group", *present]].copy()
     if "flops_per_sample" in frame:
         frame["flops_per_sample"] = frame["flops_per_sample"] / 1e6
-    digits = {"params": 0, "flops_per_sample": 3, "latency_ms_per_sample": 4, "train_seconds_per_epoch": 2,
-              "peak_rss_mb": 0, "peak_cuda_mb": 0}
+    digits = {
+        "params": 0,
+        "flops_per_sample": 3,
+        "latency_ms_per_sample": 4,
+        "train_seconds_per_epoch": 2,
+        "peak_rss_mb": 0,
+        "peak_cuda_mb": 0,
+    }
     table = frame.groupby("group", sort=True).agg({k: (lambda v, d=digits[k]: mean_std(v, d)) for k in present})
     return table.rename(columns=COST_COLUMNS).reset_index()
 
@@ -161,7 +172,9 @@ def noise_plots(curves: pd.DataFrame, metric: str, colours: dict, folder: Path, 
                 stats = grp.groupby("severity")["value"].agg(["mean", "std"])
                 band = stats["std"].fillna(0)
                 ax.plot(stats.index, stats["mean"], marker="o", ms=3, label=group, color=colours.get(group))
-                ax.fill_between(stats.index, stats["mean"] - band, stats["mean"] + band, alpha=0.15, color=colours.get(group))
+                ax.fill_between(
+                    stats.index, stats["mean"] - band, stats["mean"] + band, alpha=0.15, color=colours.get(group)
+                )
             ax.set_title(f"{m}: {c} noise")
             ax.set_xlabel("severity")
             ax.set_ylabel(f"test {metric}")
@@ -186,7 +199,15 @@ def missing_heatmap(per_run: pd.DataFrame, metric: str, folder: Path, prefix: st
     ax.set_yticks(range(len(means)), means.index, fontsize="small")
     for (y, x), v in np.ndenumerate(means.to_numpy(dtype=float)):
         if not math.isnan(v):
-            ax.text(x, y, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v < np.nanmean(means.to_numpy(dtype=float)) else "black")
+            ax.text(
+                x,
+                y,
+                f"{v:.2f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if v < np.nanmean(means.to_numpy(dtype=float)) else "black",
+            )
     fig.colorbar(image, ax=ax, label=f"test {metric} (mean over seeds)")
     ax.set_title("missing modalities: strategy x removed set")
     label_inches = 0.3 + 0.075 * max(len(str(g)) for g in means.index)
@@ -194,7 +215,9 @@ def missing_heatmap(per_run: pd.DataFrame, metric: str, folder: Path, prefix: st
     return _save(fig, folder / f"{prefix}robustness_missing_heatmap.png")
 
 
-def cost_scatter(per_run: pd.DataFrame, runs: pd.DataFrame, metric: str, colours: dict, folder: Path, prefix: str) -> Path | None:
+def cost_scatter(
+    per_run: pd.DataFrame, runs: pd.DataFrame, metric: str, colours: dict, folder: Path, prefix: str
+) -> Path | None:
     """Accuracy against FLOPs and against latency: one point per group, error bars over seeds."""
     axes = [k for k in ("flops_per_sample", "latency_ms_per_sample") if k in per_run and per_run[k].notna().any()]
     if not axes or metric not in runs:
@@ -205,8 +228,16 @@ def cost_scatter(per_run: pd.DataFrame, runs: pd.DataFrame, metric: str, colours
         ax = fig.add_subplot(1, len(axes), j + 1)
         for group, grp in frame.groupby("group", sort=True):
             x, y = grp[key].astype(float), grp[metric].astype(float)
-            ax.errorbar(x.mean(), y.mean(), xerr=x.std(ddof=1) if len(x) > 1 else 0, yerr=y.std(ddof=1) if len(y) > 1 else 0,
-                        fmt="o", capsize=3, color=colours.get(group), label=group)
+            ax.errorbar(
+                x.mean(),
+                y.mean(),
+                xerr=x.std(ddof=1) if len(x) > 1 else 0,
+                yerr=y.std(ddof=1) if len(y) > 1 else 0,
+                fmt="o",
+                capsize=3,
+                color=colours.get(group),
+                label=group,
+            )
             ax.annotate(group, (x.mean(), y.mean()), textcoords="offset points", xytext=(4, 4), fontsize=7)
         ax.set_xscale("log")
         ax.set_xlabel("FLOPs per sample (log)" if key == "flops_per_sample" else "latency ms per sample (log)")

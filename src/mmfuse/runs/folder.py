@@ -119,7 +119,9 @@ class RunFolder:
                 raise RuntimeError(f"{self.run_dir} is still being trained by process {existing.get('pid')}")
             self.data = existing
         elif self.exists():
-            raise FileExistsError(f"{self.record_path} exists: this folder already holds a run; runs are never overwritten")
+            raise FileExistsError(
+                f"{self.record_path} exists: this folder already holds a run; runs are never overwritten"
+            )
         self._take_lock(timeout=0)
 
     def release(self) -> None:
@@ -127,15 +129,22 @@ class RunFolder:
             self._lock.release()
 
     def start(self, **fields: Any) -> None:
-        self.data = {"schema_version": schema.SCHEMA_VERSION, "status": "running",
-                     "run_dir": str(self.run_dir.resolve()), "pid": os.getpid(), "host": socket.gethostname(),
-                     **fields}
+        self.data = {
+            "schema_version": schema.SCHEMA_VERSION,
+            "status": "running",
+            "run_dir": str(self.run_dir.resolve()),
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            **fields,
+        }
         self.save()
 
     def resume(self) -> None:
         """Take over the acquired record of an interrupted run: running again, by this process."""
-        resumes = [*self.data.get("resumed", []), {"at": dt.datetime.now().isoformat(timespec="seconds"),
-                                                    "previous_status": self.data.get("status")}]
+        resumes = [
+            *self.data.get("resumed", []),
+            {"at": dt.datetime.now().isoformat(timespec="seconds"), "previous_status": self.data.get("status")},
+        ]
         self.update(status="running", pid=os.getpid(), host=socket.gethostname(), resumed=resumes)
 
     def update(self, **fields: Any) -> None:
@@ -184,6 +193,7 @@ class RunFolder:
         try:
             self._lock.acquire(timeout=timeout)
         except Timeout:
-            raise RuntimeError(f"{self.run_dir} is being written by process {holder or 'unknown'} "
-                               f"(lock {lock})") from None
+            raise RuntimeError(
+                f"{self.run_dir} is being written by process {holder or 'unknown'} (lock {lock})"
+            ) from None
         lock.write_text(str(os.getpid()))

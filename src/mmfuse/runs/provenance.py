@@ -24,7 +24,16 @@ def package_versions() -> dict[str, str | None]:
     from importlib.metadata import PackageNotFoundError, version
 
     out: dict[str, str | None] = {"python": sys.version.split()[0]}
-    for name in ("torch", "pytorch-lightning", "hydra-core", "omegaconf", "torchmetrics", "wandb", "numpy", "torchvision"):
+    for name in (
+        "torch",
+        "pytorch-lightning",
+        "hydra-core",
+        "omegaconf",
+        "torchmetrics",
+        "wandb",
+        "numpy",
+        "torchvision",
+    ):
         try:
             out[name.replace("-", "_").replace("_core", "")] = version(name)
         except PackageNotFoundError:

@@ -29,7 +29,10 @@ def _writable_root(output_dir: str) -> Path:
     root = Path(output_dir)
     if not root.exists():
         if not root.parent.exists():
-            fail(f"paths.output_dir={output_dir}: its parent folder does not exist; create it or choose another paths.output_dir")
+            fail(
+                f"paths.output_dir={output_dir}: its parent folder does not exist; create it or choose another "
+                f"paths.output_dir"
+            )
         try:
             root.mkdir(exist_ok=True)
         except OSError as e:

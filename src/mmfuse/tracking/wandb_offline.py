@@ -62,7 +62,9 @@ def read_offline_run(run_folder: Path) -> dict[str, Any]:
         elif kind == "config":
             out["config"].update({i.key: json.loads(i.value_json) for i in rec.config.update})
         elif kind == "summary":
-            out["summary"].update({(i.key or "/".join(i.nested_key)): json.loads(i.value_json) for i in rec.summary.update})
+            out["summary"].update(
+                {(i.key or "/".join(i.nested_key)): json.loads(i.value_json) for i in rec.summary.update}
+            )
         elif kind == "exit":
             out["exit_code"] = rec.exit.exit_code
     return out

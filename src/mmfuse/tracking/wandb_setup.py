@@ -57,8 +57,13 @@ def start_experiment(logger, record=None) -> dict[str, Any]:
         exp = logger.experiment
         for key, summary in SUMMARIES.items():
             exp.define_metric(key, summary=summary)
-        return {"status": "ok", "mode": getattr(exp.settings, "mode", None), "id": exp.id, "dir": str(getattr(exp, "dir", ""))}
-    except Exception as e:  # a logger must never take a run down
+        return {
+            "status": "ok",
+            "mode": getattr(exp.settings, "mode", None),
+            "id": exp.id,
+            "dir": str(getattr(exp, "dir", "")),
+        }
+    except Exception as e:  # noqa: BLE001 - a logger must never take a run down
         reason = f"{type(e).__name__}: {e}".splitlines()[0][:300]
         log.warning("W&B disabled for this run: %s", reason)
         return {"status": "disabled", "reason": reason}

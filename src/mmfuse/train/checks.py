@@ -9,7 +9,9 @@ from omegaconf import DictConfig, OmegaConf
 from mmfuse.training_checks import check_targets
 
 
-def _expect(cfg: DictConfig, key: str, kind: type | tuple, allowed: str, ok=lambda v: True, nullable: bool = True) -> None:
+def _expect(
+    cfg: DictConfig, key: str, kind: type | tuple, allowed: str, ok=lambda v: True, nullable: bool = True
+) -> None:
     value = OmegaConf.select(cfg, key)
     if value is None and nullable:
         return
@@ -44,5 +46,7 @@ def check_start_checkpoint(cfg: DictConfig) -> None:
         torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - unpickling refused, truncated, not a checkpoint
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-        raise ValueError(f"ckpt_path={path} cannot be loaded as weights only ({first}); if it is a checkpoint whose "
-                         "origin you trust, add trust_checkpoint=true") from None
+        raise ValueError(
+            f"ckpt_path={path} cannot be loaded as weights only ({first}); if it is a checkpoint whose "
+            "origin you trust, add trust_checkpoint=true"
+        ) from None

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 def instantiate_callbacks(cfg: DictConfig, task: str, has_logger: bool) -> list[pl.Callback]:
     monitor, mode = MONITOR[task]
     callbacks = []
-    for key, cb_cfg in (cfg.get("callbacks") or {}).items():
+    for _key, cb_cfg in (cfg.get("callbacks") or {}).items():
         if cb_cfg is None or "_target_" not in cb_cfg:
             continue
         cb_cfg = OmegaConf.to_container(cb_cfg, resolve=True)

@@ -88,8 +88,13 @@ class RunLife:
             self.record["error"] = {"type": type(cause).__name__, "traceback_file": str(self.folder.error_txt),
                                     "message": str(cause).splitlines()[0] if str(cause) else ""}
         ended = time.time()
-        timing = {**self.record.get("timing", {}), **self.timing, "ended": dt.datetime.now().isoformat(timespec="seconds"),
-                  "ended_at": ended, "wall_seconds": round(ended - self.started, 3)}
+        timing = {
+            **self.record.get("timing", {}),
+            **self.timing,
+            "ended": dt.datetime.now().isoformat(timespec="seconds"),
+            "ended_at": ended,
+            "wall_seconds": round(ended - self.started, 3),
+        }
         self.folder.update(status=self.status, metrics=self.metrics, timing=timing)
         try:
             wandb_setup.finish(exit_code=0 if self.status == "completed" else 1)

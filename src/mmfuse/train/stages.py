@@ -33,10 +33,16 @@ def fit(cfg: DictConfig, run: RunLife, trainer: pl.Trainer, model, datamodule, h
     run.metrics.update(scalars(trainer.callback_metrics))
     ckpt = trainer.checkpoint_callback
     if ckpt is not None and getattr(ckpt, "best_model_path", ""):
-        # spawn-style DDP hands back the best path but not its score: the monitored metric's best is logged as <monitor>_best
+        # spawn-style DDP hands back the best path but not its score: the monitored metric's best is logged as
+        # <monitor>_best
         score = ckpt.best_model_score if ckpt.best_model_score is not None else run.metrics.get(f"{ckpt.monitor}_best")
-        run.folder.update(best={"monitor": ckpt.monitor, "score": None if score is None else float(score),
-                                "checkpoint": str(Path(ckpt.best_model_path).resolve())})
+        run.folder.update(
+            best={
+                "monitor": ckpt.monitor,
+                "score": None if score is None else float(score),
+                "checkpoint": str(Path(ckpt.best_model_path).resolve()),
+            }
+        )
 
 
 def test(run: RunLife, trainer: pl.Trainer, model, datamodule) -> None:

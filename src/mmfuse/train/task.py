@@ -63,7 +63,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             run.folder.update(data_skipped=dict(datamodule.skipped))
         run.folder.update(data=datamodule.describe(), data_fingerprint=datamodule.fingerprint(),
                           params=model.parameter_counts(),
-                          loss=model.hparams.loss)  # model.loss with class_weights resolved (balanced: the numbers used)
+                          # model.loss with class_weights resolved (balanced: the numbers used)
+                          loss=model.hparams.loss)
         for csv_logger in (lg for lg in loggers if run.resume and isinstance(lg, CSVLogger)):
             keep_csv_history(csv_logger)
         history, timer = RecordHistory(run.folder), EpochTimer()
@@ -75,9 +76,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         log.info("Instantiating trainer <%s>", cfg.trainer._target_)
         trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
                                           plugins=[AtomicCheckpointIO()])
-        run.folder.update(environment={**run.record["environment"], "processes": trainer.world_size,
-                                       "accelerator": type(trainer.accelerator).__name__,
-                                       "device": str(trainer.strategy.root_device), "precision": str(trainer.precision)})
+        run.folder.update(
+            environment={
+                **run.record["environment"],
+                "processes": trainer.world_size,
+                "accelerator": type(trainer.accelerator).__name__,
+                "device": str(trainer.strategy.root_device),
+                "precision": str(trainer.precision),
+            }
+        )
         startup.mark("trainer")
         run.timing["startup"] = startup.take()
 

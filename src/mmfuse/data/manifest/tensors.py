@@ -100,7 +100,7 @@ def hf_text_modality(texts: list[str], present: torch.Tensor, options: TextOptio
                                 "(a local Hugging Face model or tokenizer directory)")
     try:
         tok = AutoTokenizer.from_pretrained(options.tokenizer, local_files_only=True)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - any reader failure becomes one message naming the file
         raise ValueError(f"data.tokenizer={options.tokenizer}: cannot load a tokenizer from it ({e})") from None
     batch = tok(texts, truncation=True, max_length=options.max_text_length, padding="longest", return_tensors="pt")
     mask = batch["attention_mask"].bool() & present[:, None]
