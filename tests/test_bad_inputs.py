@@ -43,7 +43,7 @@ SMALL_RUN = ["logger=none", "callbacks=minimal", "data.n_samples=300", "data.mod
              "trainer.max_epochs=1"]
 TRIGGER = re.compile(r"^(?:[A-Z_]+=(?:<[^>]+>|\S+) )*mmfuse \S")
 PLACEHOLDER = re.compile(r"<[^>]+>")
-RECORD_FILES = {".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml", "run.json", "error.txt",
+RECORD_FILES = {".lock", ".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml", "run.json", "error.txt",
                 "train.log"}
 
 
