@@ -173,9 +173,18 @@ def a_file(folder: Path) -> Path:
     return folder / "a_file.txt"
 
 
+HELD_LOCKS: list = []  # kept for the session: the folders stay locked by this (live) process
+
+
 def locked_folder(folder: Path) -> Path:
+    """A run folder whose OS lock this test's process holds, as a live run's process does."""
+    from filelock import FileLock
+
     folder.mkdir(parents=True)
-    (folder / ".lock").write_text(str(os.getpid()))  # this test's own process: alive
+    lock = FileLock(folder / ".lock")
+    lock.acquire(timeout=0)
+    (folder / ".lock").write_text(str(os.getpid()))
+    HELD_LOCKS.append(lock)
     return folder
 
 

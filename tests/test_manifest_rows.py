@@ -13,7 +13,8 @@ from mmfuse.data.manifest import ManifestDataModule
 from mmfuse.data.rows import MISSING, read_rows
 from mmfuse.deploy.artifact import Artifact
 from mmfuse.deploy.predict import predict, resolve_artifact, samples_from_manifest
-from mmfuse.deploy.preprocess import InputError, Preprocessor
+from mmfuse.deploy.preprocess import Preprocessor
+from mmfuse.errors import UserError as InputError
 from test_data_formats import write_synthetic_manifest
 from test_deploy import trained_run
 

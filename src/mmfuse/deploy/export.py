@@ -1,22 +1,5 @@
-"""`mmfuse export RUN_DIR`: the trained model as a self-contained, self-checked artifact.
-
-Writes <run>/export/<date>_<time>_<microseconds>/ (or --out DIR, which must
-not exist yet): model.pt2 (torch.export, default), model.onnx (--format
-onnx or both; needs the onnx and onnxscript packages), example.pt and
-mmfuse_artifact.json (inputs, class names, preprocessing, checks). The
-program returns class probabilities (softmax; sigmoid per label for a
-multilabel task; raw values for a regression).
-
-Before anything is kept, the saved program is loaded back and run on test
-batches (all test samples up to --check-samples, and a single sample); the
-largest absolute difference from the checkpoint's PyTorch model must stay
-within --tolerance, or nothing is written. model.onnx is checked the same
-way in onnxruntime; without onnxruntime, --format onnx|both is refused unless
---no-check says to write model.onnx unchecked (the artifact and the printed
-result then say "NOT CHECKED"). The folder is filled under a temporary name
-and renamed at the end.
-Exit status: 0 exported, 2 bad input, 1 the self-check failed.
-"""
+"""A completed run's model as a self-checked torch.export / ONNX artifact with its preprocessing (`mmfuse export`;
+the command's options and exit statuses are in mmfuse/cli/export.py)."""
 from __future__ import annotations
 
 import datetime as dt

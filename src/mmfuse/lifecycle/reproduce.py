@@ -1,17 +1,5 @@
-"""Re-running a finished run (or a sweep's jobs) from its snapshot, and the verdict on its metrics (`mmfuse reproduce`).
-
-The reproduction is a new run folder, never the original:
-  <outputs>/reproductions/<date>_<time>_<microseconds>_<run name>/            for a run
-  <outputs>/reproductions/<date>_<time>_<microseconds>_<sweep>/<job folder>/  for a sweep
-where <outputs> is the folder holding the original's runs/ or sweeps/ (or --out).
-Its run.json records `reproduced_from`.
-
-Verdict: when the environment matches (package versions, thread count,
-accelerator, device, precision, and the source of the user's own plug-in
-code recorded in run.json `plugins`) every metric must be equal bit for bit;
-otherwise within --tolerance (absolute). Exit status: 0 all match, 1 a
-metric differs or a reproduction failed, 2 bad input (nothing written).
-"""
+"""Re-running a finished run (or a sweep's jobs) from its config snapshot, and the verdict on its metrics
+(`mmfuse reproduce`; the folders, verdict rules and exit statuses are in mmfuse/cli/reproduce.py)."""
 from __future__ import annotations
 
 import math

@@ -96,6 +96,14 @@ class RunFolder:
         self.data: dict[str, Any] = {}
         self._lock = FileLock(self.run_dir / LOCK)
 
+    # spawn-style DDP pickles the callbacks that hold the folder: a child gets the folder without the parent's lock
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_lock": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = FileLock(self.run_dir / LOCK)
+
     def write_file(self, path: Path, data: Any) -> None:
         """A JSON file of this run folder other than the record (eval results), written atomically."""
         write_json_atomic(path, data)
