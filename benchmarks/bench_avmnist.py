@@ -34,9 +34,9 @@ hits both alike.
 Targets: mmfuse concat accuracy >= baseline accuracy; mmfuse concat s/epoch
 <= 0.7x the baseline's; lowrank and tensor within 1 point of concat.
 
-    python benchmarks/bench_avmnist.py [--epochs 5] [--seeds 3] [--variants clean,hard] [--train-size 2000]
-        [--val-size 500] [--test-size 2000] [--threads 2] [--fusions concat,lowrank,tensor] [--files DIR]
-        [--overrides key=value ...]   (experiments only: the targets are about the defaults)
+    python benchmarks/bench_avmnist.py [--epochs 5] [--seeds 3] [--first-seed 0] [--variants clean,hard]
+        [--train-size 2000] [--val-size 500] [--test-size 2000] [--threads 2] [--fusions concat,lowrank,tensor]
+        [--files DIR] [--overrides key=value ...]   (experiments only: the targets are about the defaults)
 """
 from __future__ import annotations
 
@@ -172,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1, each a run of every side")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="start the seeds here (more seeds for a spread, e.g. --first-seed 3 --seeds 3 for 3..5)")
     parser.add_argument("--variants", default="clean,hard", help="comma-separated: clean, hard")
     parser.add_argument("--train-size", type=int, default=2000,
                         help="training samples (the validation ones come on top)")
@@ -197,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
     print(f"AV-MNIST layout from {args.data_dir}: {args.train_size} train + {args.val_size} val + "
-          f"{args.test_size} test, {args.epochs} epochs, {args.seeds} seeds, {args.threads} threads", flush=True)
+          f"{args.test_size} test, {args.epochs} epochs, seeds {args.first_seed}..{args.first_seed + args.seeds - 1}, "
+          f"{args.threads} threads", flush=True)
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -208,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
                                     n_train=args.train_size + args.val_size, n_test=args.test_size)
             results: dict[str, list[dict[str, float]]] = {"baseline": [], **{f: [] for f in fusions}}
             (tmp / "runs").mkdir(exist_ok=True)
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 results["baseline"].append(run_baseline(folder, args.val_size, args.epochs, seed))
                 for fusion in fusions:
                     results[fusion].append(run_mmfuse(folder, args.val_size, fusion, args.epochs, seed, args.threads,
