@@ -34,10 +34,11 @@ hits both alike.
 Targets: mmfuse concat accuracy >= baseline accuracy; mmfuse concat s/epoch
 <= 0.7x the baseline's; lowrank and tensor within 1 point of concat.
 
-    python benchmarks/bench_avmnist.py [--epochs 5] [--seeds 3] [--variants clean,hard] [--train-size 2000]
-        [--val-size 500] [--test-size 2000] [--threads 2] [--fusions concat,lowrank,tensor] [--files DIR]
-        [--overrides key=value ...]   (experiments only: the targets are about the defaults)
+    python benchmarks/bench_avmnist.py [--epochs 5] [--seeds 3] [--first-seed 0] [--variants clean,hard]
+        [--train-size 2000] [--val-size 500] [--test-size 2000] [--threads 2] [--fusions concat,lowrank,tensor]
+        [--files DIR] [--overrides key=value ...]   (experiments only: the targets are about the defaults)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,8 +64,8 @@ from conftest import SHARED_DATA, compose_config  # noqa: E402
 from mmfuse.data.avmnist_files import write_avmnist_files  # noqa: E402
 
 FUSIONS = ("concat", "lowrank", "tensor")
-SPEED_TARGET = 0.7     # mmfuse concat s/epoch <= this x the baseline's
-FUSION_SPREAD = 0.01   # lowrank and tensor within this of concat's accuracy
+SPEED_TARGET = 0.7  # mmfuse concat s/epoch <= this x the baseline's
+FUSION_SPREAD = 0.01  # lowrank and tensor within this of concat's accuracy
 
 
 # --- the baseline: MultiBench's LeNet pair, plain PyTorch -------------------------------------------
@@ -74,9 +75,11 @@ class LeNet(nn.Module):
 
     def __init__(self, channels: int, extra: int):
         super().__init__()
-        widths = [channels * 2 ** i for i in range(extra + 1)]
-        self.convs = nn.ModuleList([nn.Conv2d(1, widths[0], 5, padding=2, bias=False)] +
-                                   [nn.Conv2d(a, b, 3, padding=1, bias=False) for a, b in zip(widths, widths[1:])])
+        widths = [channels * 2**i for i in range(extra + 1)]
+        self.convs = nn.ModuleList(
+            [nn.Conv2d(1, widths[0], 5, padding=2, bias=False)]
+            + [nn.Conv2d(a, b, 3, padding=1, bias=False) for a, b in zip(widths, widths[1:])]
+        )
         self.norms = nn.ModuleList([nn.BatchNorm2d(w) for w in widths])
         for conv in self.convs:
             nn.init.kaiming_uniform_(conv.weight)
@@ -189,6 +192,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1, each a run of every side")
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="start the seeds here (more seeds for a spread, e.g. --first-seed 3 --seeds 3 for 3..5)",
+    )
     parser.add_argument("--variants", default="clean,hard", help="comma-separated: clean, hard")
     parser.add_argument(
         "--train-size", type=int, default=2000, help="training samples (the validation ones come on top)"
@@ -223,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")
     print(
         f"AV-MNIST layout from {args.data_dir}: {args.train_size} train + {args.val_size} val + "
-        f"{args.test_size} test, {args.epochs} epochs, {args.seeds} seeds, {args.threads} threads",
+        f"{args.test_size} test, {args.epochs} epochs, seeds {args.first_seed}..{args.first_seed + args.seeds - 1}, "
+        f"{args.threads} threads",
         flush=True,
     )
     ok = True
@@ -242,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             results: dict[str, list[dict[str, float]]] = {"baseline": [], **{f: [] for f in fusions}}
             (tmp / "runs").mkdir(exist_ok=True)
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 results["baseline"].append(run_baseline(folder, args.val_size, args.epochs, seed))
                 for fusion in fusions:
                     results[fusion].append(

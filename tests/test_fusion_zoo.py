@@ -4,6 +4,7 @@ Fusions are built as FusionModule builds them: cls(in_dims=..., **kwargs),
 plus num_classes for strategies that produce logits. The contract's checks live in
 mmfuse.fusion.conformance, which `mmfuse check` runs on a user's strategy.
 """
+
 from __future__ import annotations
 
 import math
@@ -111,27 +112,34 @@ CASES = [
         lambda d: 2 * sum(d.values()) + linear(sum(d.values()) + len(d), 16) + linear(16, 8),
     ),
     *[late_case(rule) for rule in ("mean", "weighted", "learned", "stacking")],
-    Case(
-        "tensor",
-        TensorFusion,
-        lambda mods: {"proj_dim": 4},
-        lambda d: 5 ** len(d),
-        lambda d: sum(linear(w, 4) for w in d.values()),
-    ),
+    # one interaction gate per order 2..M: len(d) - 1 parameters
+    *[
+        Case(
+            f"tensor{suffix}",
+            TensorFusion,
+            lambda mods, a=init: {"proj_dim": 4, "interaction_init": a},
+            lambda d: sum(d.values()) + 5 ** len(d),
+            lambda d: sum(linear(w, 4) for w in d.values()) + len(d) - 1,
+        )
+        for suffix, init in (("", 0.0), ("-published", 1.0))
+    ],
     Case(
         "tensor-noproj",
         TensorFusion,
         lambda mods: {"proj_dim": None},
         lambda d: math.prod(w + 1 for w in d.values()),
-        lambda d: 0,
+        lambda d: len(d) - 1,
     ),
-    Case(
-        "lowrank",
-        LowRankTensorFusion,
-        lambda mods: {"rank": 3, "out_dim": 10},
-        lambda d: 10,
-        lambda d: 3 * sum((w + 1) * 10 for w in d.values()) + 3 + 10,
-    ),
+    *[
+        Case(
+            f"lowrank{suffix}",
+            LowRankTensorFusion,
+            lambda mods, a=init: {"rank": 3, "out_dim": 10, "interaction_init": a},
+            lambda d: 10,
+            lambda d: 3 * sum((w + 1) * 10 for w in d.values()) + 3 + 10 + len(d) - 1,
+        )
+        for suffix, init in (("", 0.0), ("-published", 1.0))
+    ],
     Case(
         "mi-matrix",
         MultiplicativeInteraction,
@@ -294,6 +302,94 @@ def test_lowrank_factors_are_registered_parameters():
     for m, d in WIDTHS.items():
         assert names[f"factors.{m}"].shape == (3, d + 1, 10)
     assert names["rank_weights"].shape == (1, 3) and names["bias"].shape == (1, 10)
+    assert names["gates.weight"].shape == (len(WIDTHS) - 1,)
+
+
+# --- tensor and lowrank: interactions phased in from interaction_init --------------------------------
+PRODUCT_FUSIONS = {
+    "tensor": lambda d, a: TensorFusion(in_dims=d, proj_dim=4, interaction_init=a),
+    "tensor-noproj": lambda d, a: TensorFusion(in_dims=d, proj_dim=None, interaction_init=a),
+    "lowrank": lambda d, a: LowRankTensorFusion(in_dims=d, rank=3, out_dim=10, interaction_init=a),
+}
+
+
+def mixed_difference(fusion: nn.Module, feats: dict, other: dict, i: str, j: str) -> torch.Tensor:
+    """f(x) - f(x with i swapped) - f(x with j swapped) + f(x with both swapped): 0 for every input exactly
+    when no term of f multiplies modality i with modality j."""
+    present = torch.ones(len(feats[i]), len(feats), dtype=torch.bool)
+
+    def f(*swapped):
+        return fusion({m: other[m] if m in swapped else x for m, x in feats.items()}, present)
+
+    return f() - f(i) - f(j) + f(i, j)
+
+
+@pytest.mark.parametrize("name", PRODUCT_FUSIONS)
+@pytest.mark.parametrize("n", [2, 3])
+def test_product_fusions_start_additive_and_interact_once_the_gates_open(name, n):
+    in_dims = {m: WIDTHS[m] for m in list(WIDTHS)[:n]}
+    feats, _ = make_inputs(in_dims, present_mask(n))
+    other, _ = make_inputs(in_dims, present_mask(n), seed=1)
+    torch.manual_seed(0)
+    fusion = PRODUCT_FUSIONS[name](in_dims, 0.0)
+    with torch.no_grad():
+        for i, j in [(a, b) for a in in_dims for b in in_dims if a < b]:
+            assert mixed_difference(fusion, feats, other, i, j).abs().max() < 1e-5, f"{name}: {i} x {j} at init"
+        fusion.gates.weight.fill_(0.5)
+        assert mixed_difference(fusion, feats, other, *list(in_dims)[:2]).abs().max() > 1e-2
+
+
+def test_tensor_fusion_with_open_gates_is_the_published_tfn():
+    in_dims = {m: WIDTHS[m] for m in ("image", "text", "audio")}
+    present = present_mask(3)
+    feats, _ = make_inputs(in_dims, present)
+    fusion = TensorFusion(in_dims=in_dims, proj_dim=4, interaction_init=1.0)
+    with torch.no_grad():
+        z = fusion(feats, present)
+        ones = torch.ones(len(present), 1)
+        ext = {
+            m: torch.cat([fusion.project[m](x) * present[:, i : i + 1], ones], 1)
+            for i, (m, x) in enumerate(feats.items())
+        }
+        tfn = torch.einsum("bi,bj,bk->bijk", *ext.values()).flatten(1)
+    embeddings = torch.cat([x * present[:, i : i + 1] for i, x in enumerate(feats.values())], 1)
+    torch.testing.assert_close(z, torch.cat([embeddings, tfn], 1))
+
+
+def test_lowrank_fusion_with_open_gates_is_the_published_lmf():
+    in_dims = {m: WIDTHS[m] for m in ("image", "text", "audio")}
+    present = present_mask(3)
+    feats, _ = make_inputs(in_dims, present)
+    fusion = LowRankTensorFusion(in_dims=in_dims, rank=3, out_dim=10, interaction_init=1.0)
+    with torch.no_grad():
+        for factor in fusion.factors.values():
+            factor.normal_()  # the constant rows too, which start at 1
+        z = fusion(feats, present)
+        ones = torch.ones(len(present), 1)
+        ext = {m: torch.cat([x * present[:, i : i + 1], ones], 1) for i, (m, x) in enumerate(feats.items())}
+        product = math.prod(torch.einsum("bd,rdo->bro", ext[m], fusion.factors[m]) for m in in_dims)
+        lmf = (fusion.rank_weights.view(1, 3, 1) * product).sum(1) + fusion.bias
+    torch.testing.assert_close(z, lmf)
+
+
+@pytest.mark.parametrize("name", PRODUCT_FUSIONS)
+def test_gates_open_when_the_target_is_a_product(name):
+    """From 0, the gate learns the interaction a multiplicative target needs; an additive model cannot fit it."""
+    torch.manual_seed(0)
+    in_dims = {"image": 3, "text": 3}
+    x = {m: torch.randn(512, d) for m, d in in_dims.items()}
+    y = x["image"][:, :1] * x["text"][:, :1]
+    present = torch.ones(512, 2, dtype=torch.bool)
+    fusion = PRODUCT_FUSIONS[name](in_dims, 0.0)
+    readout = nn.Linear(fusion.out_dim, 1)
+    opt = torch.optim.Adam([*fusion.parameters(), *readout.parameters()], lr=0.01)
+    for _ in range(300):
+        loss = nn.functional.mse_loss(readout(fusion(x, present)), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.2 * y.var().item(), f"{name}: MSE {loss.item():.3f}, variance {y.var().item():.3f}"
+    assert fusion.gates.weight.abs().item() > 0.1
 
 
 @pytest.mark.parametrize("cls, arg", [(MultiplicativeInteraction, "context"), (FiLM, "conditioner")])
