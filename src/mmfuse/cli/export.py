@@ -23,7 +23,9 @@ import argparse
 from pathlib import Path
 
 from mmfuse.cli.command import run_command
-from mmfuse.deploy.export import FORMATS, PROG, export_run, print_result
+from mmfuse.deploy import FORMATS
+
+PROG = "mmfuse export"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -55,6 +57,8 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
 
     def work() -> int:
+        from mmfuse.deploy.export import export_run, print_result  # deferred: torch, so that --help is instant
+
         print_result(
             export_run(
                 Path(args.run_dir),

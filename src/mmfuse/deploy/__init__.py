@@ -12,3 +12,5 @@ Loading it needs torch alone:
 
 `artifact.py` and `preprocess.py` import neither Lightning nor Hydra.
 """
+
+FORMATS = ("pt2", "onnx", "both")  # `mmfuse export --format`: here, so that `--help` needs no torch

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mmfuse.deploy import FORMATS
 from mmfuse.deploy.artifact import (
     ARTIFACT_JSON,
     EXAMPLE,
@@ -27,9 +28,6 @@ from mmfuse.fusion.conformance import CheckFailed, check_exportable
 from mmfuse.lifecycle.evaluate import checkpoint_path, load_model
 from mmfuse.lifecycle.snapshot import read_run, run_config, stamp
 from mmfuse.runs.folder import RunFolder, pid_alive
-
-PROG = "mmfuse export"
-FORMATS = ("pt2", "onnx", "both")
 
 
 def check_onnx_available(check: bool = True) -> None:
@@ -129,11 +127,31 @@ def export_run(run_dir: Path, ckpt: str = "best", fmt: str = "pt2", out: Path | 
                tolerance: float = 1e-4, check_samples: int = 64, onnx_check: bool = True) -> dict[str, Any]:
     """Export a run's model to `out` (default <run>/export/<stamp>/); `onnx_check=False` (--no-check) writes
     model.onnx without running it in onnxruntime, and says so in the artifact and the printed result."""
-    import pytorch_lightning as pl
-    from hydra.utils import instantiate
-
-
     run_dir = Path(run_dir).resolve()
+    record, folder = check_request(run_dir, fmt, out, tolerance, check_samples, onnx_check)
+    cfg = run_config(run_dir, record)
+    path = checkpoint_path(run_dir, ckpt)
+    model = load_model(cfg, path, trust)
+
+    started = time.time()
+    datamodule = training_data(cfg)
+    program = Exportable(model, model.task)
+    inputs = input_batch(model, datamodule, check_samples)
+    meta = artifact_meta(model, datamodule, inputs, run_dir, record, cfg, path, ckpt)
+    checks = write_checked(folder, program, inputs, meta, fmt, tolerance, onnx_check, started)
+
+    if folder.is_relative_to(run_dir):
+        with RunFolder(run_dir).editing() as current:
+            current.setdefault("exports", []).append(
+                {"folder": str(folder), "ckpt": ckpt, "format": fmt, "checks": checks, "created": meta["created"]}
+            )
+    return {"folder": str(folder), **meta}
+
+
+def check_request(run_dir: Path, fmt: str, out: Path | None, tolerance: float, check_samples: int,
+                  onnx_check: bool) -> tuple[dict[str, Any], Path]:
+    """The run's record and the artifact folder, once the options and the run are fit for an export (before any
+    model is loaded)."""
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}; expected one of {list(FORMATS)}")
     if not tolerance > 0 or check_samples < 1:
@@ -149,59 +167,71 @@ def export_run(run_dir: Path, ckpt: str = "best", fmt: str = "pt2", out: Path | 
     folder = Path(out).resolve() if out else run_dir / EXPORTS / stamp()
     if folder.exists():
         raise UserError(f"--out {folder} already exists; choose a new folder (nothing is overwritten)")
-    cfg = run_config(run_dir, record)
-    path = checkpoint_path(run_dir, ckpt)
-    model = load_model(cfg, path, trust)
+    return record, folder
 
-    started = time.time()
+
+def training_data(cfg):
+    """The run's data module, set up on its training split (normalisation and vocabularies come from it, as in
+    training), with the run's threads and seed."""
+    import pytorch_lightning as pl
+    from hydra.utils import instantiate
+
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     pl.seed_everything(int(cfg.get("seed") or 0), verbose=False)
     try:
         datamodule = instantiate(cfg.data)
-        datamodule.setup("fit")  # normalisation and vocabularies come from the training split, as in training
+        datamodule.setup("fit")
     except Exception as e:  # noqa: BLE001
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise UserError(f"data: cannot build the run's data set for the self-check ({first})") from None
-    preprocessing = {m: p for m, p in datamodule.preprocessing().items() if m in model.modality_names}
+    return datamodule
 
-    program = Exportable(model, model.task)
-    inputs = input_batch(model, datamodule, check_samples)
+
+def artifact_meta(model, datamodule, inputs: dict, run_dir: Path, record: dict, cfg, path: Path,
+                  ckpt: str) -> dict[str, Any]:
+    """mmfuse_artifact.json before its checks: what the program takes and returns, and where it came from."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "task": model.task,
+        "outputs": "values" if model.task == "regression" else "probabilities",
+        "class_names": list(model.hparams.class_names) if model.hparams.get("class_names") else None,
+        "inputs": [
+            {"name": k, "shape": list(v.shape[1:]), "dtype": str(v.dtype).removeprefix("torch.")}
+            for k, v in inputs.items()
+        ],
+        "modalities": [
+            {"name": m, "kind": s.kind, "shape": list(s.shape), "dtype": s.dtype, "has_mask": s.has_mask}
+            for m, s in model.specs.items()
+        ],
+        "preprocessing": {m: p for m, p in datamodule.preprocessing().items() if m in model.modality_names},
+        "source": {
+            "run_dir": str(run_dir),
+            "checkpoint": str(path),
+            "ckpt": ckpt,
+            "run_name": record.get("run_name"),
+            "fusion": (record.get("choices") or {}).get("fusion") or cfg.fusion.get("name"),
+            "data": datamodule.name,
+            "data_fingerprint": datamodule.fingerprint(),
+            "test_metrics": {k: v for k, v in (record.get("metrics") or {}).items() if k.startswith("test/")},
+        },
+        "versions": {"torch": torch.__version__},
+        "created": dt.datetime.now().isoformat(timespec="seconds"),
+    }
+
+
+def write_checked(folder: Path, program: nn.Module, inputs: dict, meta: dict[str, Any], fmt: str, tolerance: float,
+                  onnx_check: bool, started: float) -> dict[str, Any]:
+    """Write the artifact into a temporary folder, load it back and compare it with the PyTorch model, and rename it
+    to `folder` only if every check is within `tolerance` (UserError, code 1, otherwise: nothing is written).
+    Fills meta["checks"] and meta["seconds"]; returns the checks."""
     single = {k: v[:1] for k, v in inputs.items()}
     with torch.no_grad():
         reference, reference_single = program(inputs), program(single)
-
     tmp = folder.parent / f".{folder.name}.tmp"
     tmp.mkdir(parents=True)
     try:
         ep = export_pt2(program, inputs, tmp)
-        meta = {
-            "format_version": FORMAT_VERSION,
-            "task": model.task,
-            "outputs": "values" if model.task == "regression" else "probabilities",
-            "class_names": list(model.hparams.class_names) if model.hparams.get("class_names") else None,
-            "inputs": [
-                {"name": k, "shape": list(v.shape[1:]), "dtype": str(v.dtype).removeprefix("torch.")}
-                for k, v in inputs.items()
-            ],
-            "modalities": [
-                {"name": m, "kind": s.kind, "shape": list(s.shape), "dtype": s.dtype, "has_mask": s.has_mask}
-                for m, s in model.specs.items()
-            ],
-            "preprocessing": preprocessing,
-            "source": {
-                "run_dir": str(run_dir),
-                "checkpoint": str(path),
-                "ckpt": ckpt,
-                "run_name": record.get("run_name"),
-                "fusion": (record.get("choices") or {}).get("fusion") or cfg.fusion.get("name"),
-                "data": datamodule.name,
-                "data_fingerprint": datamodule.fingerprint(),
-                "test_metrics": {k: v for k, v in (record.get("metrics") or {}).items() if k.startswith("test/")},
-            },
-            "versions": {"torch": torch.__version__},
-            "created": dt.datetime.now().isoformat(timespec="seconds"),
-        }
         (tmp / ARTIFACT_JSON).write_text(json.dumps(meta, indent=2))
         # the check runs the program as a user gets it: loaded back from disk
         loaded = Artifact(tmp)
@@ -238,13 +268,7 @@ def export_run(run_dir: Path, ckpt: str = "best", fmt: str = "pt2", out: Path | 
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-    if folder.is_relative_to(run_dir):
-        with RunFolder(run_dir).editing() as current:
-            current.setdefault("exports", []).append(
-                {"folder": str(folder), "ckpt": ckpt, "format": fmt, "checks": checks, "created": meta["created"]}
-            )
-    return {"folder": str(folder), **meta}
+    return checks
 
 
 def print_result(result: dict[str, Any]) -> None:
