@@ -10,14 +10,15 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf, open_dict
 
 from conftest import compose_config
+from mmfuse.plugins import targets
 from mmfuse.train import train
-from mmfuse.training_checks import EXPECTED, targets
+from mmfuse.training_checks import EXPECTED
 
 
 def default_targets() -> list[tuple[str, str]]:
     cfg = compose_config([], Path("/nonexistent/run"), tiny=False)
     GlobalHydra.instance().clear()
-    return targets(cfg)
+    return [(f"{key}._target_", target) for key, target in targets(cfg).items()]
 
 
 TARGETS = default_targets()

@@ -4,9 +4,9 @@ Where it is imported from: the folder `mmfuse` is launched in comes first on the
 `python -m` (mmfuse.cli.process.launch_folder_on_path), then the installed packages. So a module next to the
 user's `conf/` folder, or an installed package (`pip install -e .` of the user's project), both work.
 
-- `check_plugins(cfg)`: every `_target_` imports, and the user's fusion, encoders and data module have the
-  shapes mmfuse calls them with; else one line naming the config key, the target and what is wrong (for a
-  target that does not import: the module search path). Cheap: no data, no model.
+- `check_plugins(cfg)`: every `_target_` of the user's code imports, and the user's fusion, encoders and data
+  module have the shapes mmfuse calls them with; else one line naming the config key, the target and what is
+  wrong (for a target that does not import: the module search path). Cheap: no data, no model.
 - `plugin_sources(cfg)`: what identifies the user's code of a run (run.json `plugins`): per config key, the
   target, its module and a sha256 of its source (the whole top-level package, or the single module file), or
   the version of the installed distribution that holds it.
@@ -44,23 +44,26 @@ def is_plugin(target: str) -> bool:
     return str(target).split(".")[0] not in FRAMEWORK
 
 
-def targets(cfg: Any, prefix: str = "") -> dict[str, str]:
-    """Every `_target_` in the config, by the key of its node (`fusion`, `encoder.image`, `callbacks.foo`)."""
-    node = cfg
-    if isinstance(cfg, (DictConfig, ListConfig)):
-        node = OmegaConf.to_container(cfg, resolve=False)
+def targets(cfg: Any) -> dict[str, str]:
+    """Every `_target_` in the config, by the key of its node (`fusion`, `encoder.image`, `callbacks.foo`), the
+    `hydra` node left out; an interpolated target (`${...}`) resolved where the config resolves it."""
+    container = OmegaConf.to_container(cfg, resolve=False) if isinstance(cfg, (DictConfig, ListConfig)) else cfg
     found: dict[str, str] = {}
-    if isinstance(node, dict):
-        if isinstance(node.get("_target_"), str):
-            found[prefix or "<root>"] = node["_target_"]
-        for key, value in node.items():
-            if key == "hydra" and not prefix:
-                continue
-            if isinstance(value, (dict, list)):
-                found.update(targets(value, f"{prefix}.{key}" if prefix else str(key)))
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            found.update(targets(value, f"{prefix}[{i}]"))
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            target = node.get("_target_")
+            if "_target_" in node:  # any value: a null or a number is named as not a dotted path
+                interpolated = isinstance(target, str) and "${" in target and isinstance(cfg, (DictConfig, ListConfig))
+                found[prefix or "<root>"] = OmegaConf.select(cfg, f"{prefix}._target_") if interpolated else target
+            for key, value in node.items():
+                if not (key == "hydra" and not prefix):
+                    walk(value, f"{prefix}.{key}" if prefix else str(key))
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{prefix}[{i}]")
+
+    walk(container, "")
     return found
 
 
@@ -181,10 +184,12 @@ def check_data(data_cfg: Any, key: str = "data") -> None:
 
 
 def check_plugins(cfg: DictConfig) -> None:
-    """Every `_target_` imports, and the user's fusion, encoders and data module have the expected shapes."""
+    """Every `_target_` of the user's code imports; the user's fusion, encoders and data module have the expected
+    shapes."""
     found = targets(cfg)
     for key, target in found.items():
-        locate(target, key)
+        if isinstance(target, str) and is_plugin(target):  # mmfuse's and its libraries': training_checks names them
+            locate(target, key)
     if cfg.get("fusion") is not None and is_plugin(found.get("fusion", "mmfuse")):
         check_fusion(cfg.fusion)
     for kind, node in (cfg.get("encoder") or {}).items():
@@ -259,7 +264,8 @@ def source_of(target: str) -> dict[str, Any]:
 
 def plugin_sources(cfg: Any) -> dict[str, dict[str, Any]]:
     """run.json `plugins`: per config key whose `_target_` is the user's code, what identifies that code."""
-    return {key: source_of(target) for key, target in targets(cfg).items() if is_plugin(target)}
+    return {key: source_of(target) for key, target in targets(cfg).items()
+            if isinstance(target, str) and is_plugin(target)}
 
 
 def code_changes(recorded: dict[str, dict[str, Any]] | None, now: dict[str, dict[str, Any]]) -> list[str]:

@@ -3,7 +3,10 @@
 Hydra imports a `_target_` only when that part is instantiated, and its error
 ("No module named 'torch.optim.Nope'") names neither the config key nor what
 was expected; an optimizer's target is not even imported until training
-starts. `check_targets` imports them all up front and names the key.
+starts. `check_targets` imports them all up front and names the key, with the
+names nearest a misspelt one. The user's own targets (a module outside mmfuse
+and its libraries) are left to mmfuse.plugins, which names the module search
+path and checks their shapes; both find the targets with `plugins.targets`.
 """
 from __future__ import annotations
 
@@ -11,32 +14,11 @@ import difflib
 import importlib
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from mmfuse.plugins import is_plugin
+from mmfuse.plugins import is_plugin, targets
 
 EXPECTED = "the dotted path of an importable class or function"
-
-
-def targets(cfg: DictConfig) -> list[tuple[str, Any]]:
-    """(config key, target) of every `_target_` in the config, the `hydra` node left out."""
-    found = []
-
-    def walk(node: Any, prefix: str) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                path = f"{prefix}.{key}" if prefix else str(key)
-                if key == "_target_":
-                    interpolated = isinstance(value, str) and "${" in value
-                    found.append((path, OmegaConf.select(cfg, path) if interpolated else value))
-                elif prefix or key != "hydra":
-                    walk(value, path)
-        elif isinstance(node, list):
-            for i, value in enumerate(node):
-                walk(value, f"{prefix}[{i}]")
-
-    walk(OmegaConf.to_container(cfg, resolve=False, throw_on_missing=False), "")
-    return found
 
 
 def why_not_importable(target: Any) -> str | None:
@@ -71,9 +53,9 @@ def why_not_importable(target: Any) -> str | None:
 
 def check_targets(cfg: DictConfig) -> None:
     """Raise ValueError naming the first `_target_` that does not import: its key, its value and what was expected."""
-    for key, target in targets(cfg):
+    for key, target in targets(cfg).items():
         if isinstance(target, str) and is_plugin(target):
             continue  # the user's own code: mmfuse.plugins checks it, naming the module search path and the contract
         reason = why_not_importable(target)
         if reason:
-            raise ValueError(f"{key}={target!r}: cannot be imported ({reason}); expected {EXPECTED}")
+            raise ValueError(f"{key}._target_={target!r}: cannot be imported ({reason}); expected {EXPECTED}")
