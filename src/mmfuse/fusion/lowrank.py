@@ -45,7 +45,9 @@ class LowRankTensorFusion(Fusion):
         for f in factors.values():
             f[:, -1] = 1.0
         self.factors = nn.ParameterDict({m: nn.Parameter(f) for m, f in factors.items()})
-        self.rank_weights = nn.Parameter(torch.randn(1, rank) / math.sqrt(rank))
+        # equal rank weights 1/sqrt(R): sum_r w_r U^(r) then has the scale of one factor whatever the seed (random w_r,
+        # as published, scaled the fused vector by sqrt(sum_r w_r^2): 0.35 to 1.67 for 95% of seeds at R = 4)
+        self.rank_weights = nn.Parameter(torch.full((1, rank), 1 / math.sqrt(rank)))
         self.bias = nn.Parameter(torch.zeros(1, out_dim))
         self.gates = InteractionGates(len(in_dims), interaction_init)
         self.out_dim = out_dim
