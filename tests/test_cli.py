@@ -3,7 +3,11 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from conftest import run_cli
 
@@ -140,3 +144,23 @@ def test_prewarmed_joblib_workers_are_the_ones_the_launcher_uses(tmp_path):
 def test_console_entry_says_a_bad_config_folder_and_exits_2(tmp_path):
     result = run_cli("train", "fusion=late", env={"MMFUSE_CONFIG_DIR": str(tmp_path)})
     assert result.returncode == 2 and f"MMFUSE_CONFIG_DIR={tmp_path}: no train.yaml in that folder" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["export"], ["predict"], ["eval"], ["reproduce"], ["compare"], ["check"],
+                                     ["train"], ["train", "resume"]])
+def test_help_of_every_command_imports_no_torch(command):
+    """`--help` answers at once: torch (about 2 s to import here) stays unimported until a command does work."""
+    code = (
+        "import sys\n"
+        "from mmfuse.cli import main\n"
+        "try:\n"
+        "    main(sys.argv[1:] + ['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('torch loaded' if 'torch' in sys.modules else 'torch not loaded')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, *command], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    *help_text, verdict = done.stdout.strip().splitlines()
+    assert len(help_text) >= 3, done.stdout  # the command's help was printed
+    assert verdict == "torch not loaded"
