@@ -34,7 +34,8 @@ thread count. s/epoch is the time of an epoch's training batches (validation
 left out on both sides), averaged over a run's epochs, the median over seeds
 (one run slowed by other work on the machine moves a median less than a
 mean); the two sides alternate run by run, so drift of the machine's speed
-hits both alike.
+hits both alike. Each gap (concat - baseline, fusion - concat) is also printed paired
+over the seeds with its 95% CI: with 3 seeds a 1-point verdict is close to the noise.
 Targets: mmfuse concat accuracy >= baseline accuracy; mmfuse concat s/epoch
 <= 0.7x the baseline's; lowrank and tensor within 1 point of concat.
 
@@ -66,6 +67,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from conftest import SHARED_DATA, compose_config  # noqa: E402
 from mmfuse.data.avmnist_files import write_avmnist_files  # noqa: E402
+from mmfuse.reporting.stats import ci95  # noqa: E402
 
 FUSIONS = ("concat", "lowrank", "tensor")
 SPEED_TARGET = 0.7  # mmfuse concat s/epoch <= this x the baseline's
@@ -290,6 +292,12 @@ def main(argv: list[str] | None = None) -> int:
             for good, line in checks:
                 print(f"  {verdict(good):4s} {line}")
                 ok &= good
+            if args.seeds > 1:  # how sure: each gap paired over the seeds (both sides ran the same seeds)
+                print("  gaps paired over seeds, mean [95% CI, t with n-1 df]:")
+                for a, b in [("concat", "baseline"), *((f, "concat") for f in fusions[1:])]:
+                    diffs = np.array(acc[a]) - np.array(acc[b])
+                    low, high = ci95(diffs)
+                    print(f"    {a} - {b:9s} {diffs.mean():+.4f} [{low:+.4f}, {high:+.4f}]")
     return 0 if ok else 1
 
 
