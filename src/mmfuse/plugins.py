@@ -40,8 +40,9 @@ FRAMEWORK = frozenset({
 FUSION_META_KEYS = ("name", "_target_")
 
 
-def is_plugin(target: str) -> bool:
-    return str(target).split(".")[0] not in FRAMEWORK
+def is_plugin(target: Any) -> bool:
+    """Whether `target` is the user's code: a dotted path outside mmfuse and its libraries (a non-string, never)."""
+    return isinstance(target, str) and target.split(".")[0] not in FRAMEWORK
 
 
 def targets(cfg: Any) -> dict[str, str]:
@@ -188,7 +189,7 @@ def check_plugins(cfg: DictConfig) -> None:
     shapes."""
     found = targets(cfg)
     for key, target in found.items():
-        if isinstance(target, str) and is_plugin(target):  # mmfuse's and its libraries': training_checks names them
+        if is_plugin(target):  # the user's code; mmfuse's and its libraries' targets are training_checks'
             locate(target, key)
     if cfg.get("fusion") is not None and is_plugin(found.get("fusion", "mmfuse")):
         check_fusion(cfg.fusion)
@@ -264,8 +265,7 @@ def source_of(target: str) -> dict[str, Any]:
 
 def plugin_sources(cfg: Any) -> dict[str, dict[str, Any]]:
     """run.json `plugins`: per config key whose `_target_` is the user's code, what identifies that code."""
-    return {key: source_of(target) for key, target in targets(cfg).items()
-            if isinstance(target, str) and is_plugin(target)}
+    return {key: source_of(target) for key, target in targets(cfg).items() if is_plugin(target)}
 
 
 def code_changes(recorded: dict[str, dict[str, Any]] | None, now: dict[str, dict[str, Any]]) -> list[str]:

@@ -54,7 +54,7 @@ def why_not_importable(target: Any) -> str | None:
 def check_targets(cfg: DictConfig) -> None:
     """Raise ValueError naming the first `_target_` that does not import: its key, its value and what was expected."""
     for key, target in targets(cfg).items():
-        if isinstance(target, str) and is_plugin(target):
+        if is_plugin(target):
             continue  # the user's own code: mmfuse.plugins checks it, naming the module search path and the contract
         reason = why_not_importable(target)
         if reason:

@@ -59,6 +59,11 @@ class Fusion(nn.Module):
         return [feats[m] for m in self.modalities]
 
 
+def zero_absent(h: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    """(B, d) embeddings with the rows of absent samples (`present` (B,) False) set to 0."""
+    return torch.where(present.unsqueeze(-1), h, torch.zeros_like(h))
+
+
 def masked_mean(values: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
     """Mean over dim 1 of (B, M, ...) values, counting only present modalities."""
     w = present.to(values.dtype).reshape(*present.shape, *([1] * (values.dim() - 2)))

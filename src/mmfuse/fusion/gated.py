@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mmfuse.fusion.base import Fusion
+from mmfuse.fusion.base import Fusion, zero_absent
 
 
 class GatedMultimodalUnit(Fusion):
@@ -28,10 +28,7 @@ class GatedMultimodalUnit(Fusion):
         self.out_dim = out_dim
 
     def forward(self, feats: dict[str, torch.Tensor], present: torch.Tensor, tokens=None) -> torch.Tensor:
-        xs = [
-            torch.where(present[:, i : i + 1], feats[m], torch.zeros_like(feats[m]))
-            for i, m in enumerate(self.modalities)
-        ]
+        xs = [zero_absent(feats[m], present[:, i]) for i, m in enumerate(self.modalities)]
         h = torch.stack([torch.tanh(self.transforms[m](x)) for m, x in zip(self.modalities, xs)], dim=1)
         logits = self.gate(torch.cat(xs, -1)).view(-1, len(self.modalities), self.out_dim)
         g = logits.masked_fill(~present.unsqueeze(-1), float("-inf")).softmax(dim=1)

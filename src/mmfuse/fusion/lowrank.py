@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from mmfuse.fusion.base import Fusion
+from mmfuse.fusion.base import Fusion, zero_absent
 from mmfuse.fusion.tensor import InteractionGates
 
 
@@ -55,7 +55,7 @@ class LowRankTensorFusion(Fusion):
     def forward(self, feats: dict[str, torch.Tensor], present: torch.Tensor, tokens=None) -> torch.Tensor:
         by_order: list[torch.Tensor] = []  # e_0, e_1, ...: (B, rank, out_dim) each (e_0 (1, rank, out_dim))
         for i, m in enumerate(self.modalities):
-            h = torch.where(present[:, i : i + 1], feats[m], torch.zeros_like(feats[m]))
+            h = zero_absent(feats[m], present[:, i])
             u = torch.einsum("bd,rdo->bro", h, self.factors[m][:, :-1])
             c = self.factors[m][:, -1].unsqueeze(0)
             if not by_order:

@@ -6,7 +6,7 @@ import math
 import torch
 from torch import nn
 
-from mmfuse.fusion.base import Fusion
+from mmfuse.fusion.base import Fusion, zero_absent
 
 FORMS = ("matrix", "vector", "scalar")
 
@@ -53,11 +53,8 @@ class MultiplicativeInteraction(Fusion):
 
     def forward(self, feats: dict[str, torch.Tensor], present: torch.Tensor, tokens=None) -> torch.Tensor:
         is_present = dict(zip(self.modalities, present.unbind(1)))
-        x = torch.cat(
-            [torch.where(is_present[m].unsqueeze(-1), feats[m], torch.zeros_like(feats[m])) for m in self.inputs], -1
-        )
-        c = feats[self.context]
-        c = torch.where(is_present[self.context].unsqueeze(-1), c, torch.zeros_like(c))
+        x = torch.cat([zero_absent(feats[m], is_present[m]) for m in self.inputs], -1)
+        c = zero_absent(feats[self.context], is_present[self.context])
         shift = self.bias_generator(c)
         if self.form == "matrix":
             dynamic = self.weight_generator(c).view(-1, x.shape[-1], self.out_dim)

@@ -7,12 +7,12 @@ import math
 import torch
 from torch import nn
 
-from mmfuse.fusion.base import Fusion
+from mmfuse.fusion.base import Fusion, zero_absent
 
 
 def with_constant_one(h: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
     """[h; 1] for present rows and [0, ..., 0, 1] for absent ones: (B, d) -> (B, d + 1)."""
-    h = torch.where(present.unsqueeze(-1), h, torch.zeros_like(h))
+    h = zero_absent(h, present)
     return torch.cat([h, h.new_ones(h.shape[0], 1)], dim=-1)
 
 
@@ -89,9 +89,10 @@ class TensorFusion(Fusion):
     def forward(self, feats: dict[str, torch.Tensor], present: torch.Tensor, tokens=None) -> torch.Tensor:
         z, unimodal = None, []
         for i, m in enumerate(self.modalities):
-            h = with_constant_one(feats[m], present[:, i])
             if self.project is not None:
-                unimodal.append(h[:, :-1])
+                unimodal.append(zero_absent(feats[m], present[:, i]))
                 h = with_constant_one(self.project[m](feats[m]), present[:, i])
+            else:
+                h = with_constant_one(feats[m], present[:, i])
             z = h if z is None else (z.unsqueeze(-1) * h.unsqueeze(1)).flatten(1)
         return torch.cat([*unimodal, z * self.gates.by_order()[self.orders]], dim=-1)
