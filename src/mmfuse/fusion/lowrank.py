@@ -21,10 +21,15 @@ class LowRankTensorFusion(Fusion):
     interaction order k, the number of modalities whose u a term multiplies:
     prod_m ([h_m; 1] W_m^(r)) = prod_m (c_m + u_m) = sum_k e_k,
     e_k = sum over the k-subsets S of prod_{m in S} u_m prod_{m not in S} c_m
-    z = sum_r w_r sum_k a_k e_k^(r) + b     (products elementwise)
-    a_0 = a_1 = 1, a_k for k >= 2 learned from `interaction_init` (see
-    InteractionGates; 1 gives LMF exactly). The e_k come from the recurrence
-    e_k <- c_m e_k + u_m e_{k-1} over the modalities, M^2 elementwise products.
+    z = sum_r w_r sum_{k>=1} a_k e_k^(r) + b     (products elementwise)
+    a_1 = 1, a_k for k >= 2 learned from `interaction_init` (see
+    InteractionGates; 1 gives LMF up to a constant). The e_k come from the
+    recurrence e_k <- c_m e_k + u_m e_{k-1} over the modalities, M^2
+    elementwise products. e_0 = prod_m c_m depends on no input, so the bias
+    b stands for it (LMF's z = this z + sum_r w_r e_0^(r)): with the constant
+    rows at 1 it would add sqrt(R) to every entry of z, an input-free offset
+    in front of the head's ReLU layer that slowed learning on AV-MNIST and on
+    the synthetic data (commit message and benchmarks/RESULTS.md).
     in: M >= 2 embeddings (B, d_m); out: (B, out_dim).
 
     Missing modality: its u_m is 0, so each of its factors contributes only
@@ -39,7 +44,7 @@ class LowRankTensorFusion(Fusion):
             )
         # std 1/sqrt(d+1) gives each u_m unit scale, so the M-fold product neither vanishes nor explodes as M grows
         # (Xavier, as in the paper's code, shrinks it geometrically with M). The constant rows start at 1, the
-        # product's identity: with the interactions at 0 the fusion starts as sum_r w_r (1 + sum_m u_m), each
+        # product's identity: with the interactions at 0 the fusion starts as sum_r w_r sum_m u_m + b, each
         # modality's term at its own scale rather than damped by a small random c_m (3 points on AV-MNIST hard)
         factors = {m: torch.randn(rank, d + 1, out_dim) / math.sqrt(d + 1) for m, d in in_dims.items()}
         for f in factors.values():
@@ -66,5 +71,5 @@ class LowRankTensorFusion(Fusion):
                     *(c * e + u * lower for e, lower in zip(by_order[1:], by_order)),
                     u * by_order[-1],
                 ]
-        product = sum(a * e for a, e in zip(self.gates.by_order(), by_order))
-        return torch.einsum("kr,bro->bo", self.rank_weights, product) + self.bias
+        interactions = sum(a * e for a, e in zip(self.gates.by_order()[1:], by_order[1:]))  # e_0 is in the bias
+        return torch.einsum("kr,bro->bo", self.rank_weights, interactions) + self.bias
