@@ -56,7 +56,11 @@ def test_ctrl_c_stops_gracefully_saves_last_ckpt_and_marks_the_run_interrupted(t
         "evaluation.robustness=false",
         "trainer.enable_progress_bar=false",
     ]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # stderr to a file, not a pipe nobody reads while waiting: the child can never block writing it, and a failure
+    # below can show what it said
+    stderr = tmp_path / "stderr.txt"
+    with stderr.open("w") as err:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err, text=True)
     deadline = time.time() + 120
     record = None
     while time.time() < deadline:
@@ -68,7 +72,12 @@ def test_ctrl_c_stops_gracefully_saves_last_ckpt_and_marks_the_run_interrupted(t
         time.sleep(0.5)
     assert record is not None, "training never started"
     proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=120)
+    try:
+        proc.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        status = json.loads(record.read_text())["status"]
+        pytest.fail(f"no exit 120 s after Ctrl-C (run.json status {status!r}); stderr:\n{stderr.read_text()[-3000:]}")
     assert proc.returncode != 0
     rec = json.loads(record.read_text())
     assert rec["status"] == "interrupted"
