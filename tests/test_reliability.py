@@ -60,7 +60,11 @@ def test_ctrl_c_stops_gracefully_saves_last_ckpt_and_marks_the_run_interrupted(t
     # below can show what it said
     stderr = tmp_path / "stderr.txt"
     with stderr.open("w") as err:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err, text=True)
+        # Ctrl-C as a terminal sends it. A shell without job control starts background jobs with SIGINT ignored,
+        # children inherit that, and Python then installs no KeyboardInterrupt handler: under such a launcher
+        # (`make test &` in a script) the child would rightly ignore the signal and train on
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     record = None
     while time.time() < deadline:
