@@ -65,23 +65,28 @@ def test_ctrl_c_stops_gracefully_saves_last_ckpt_and_marks_the_run_interrupted(t
         # (`make test &` in a script) the child would rightly ignore the signal and train on
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err, text=True,
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.time() + 120
-    record = None
-    while time.time() < deadline:
-        found = list(tmp_path.rglob("run.json"))
-        if found:
-            record = found[0]
-            if json.loads(record.read_text()).get("history"):
-                break
-        time.sleep(0.5)
-    assert record is not None, "training never started"
-    proc.send_signal(signal.SIGINT)
     try:
-        proc.wait(timeout=120)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        status = json.loads(record.read_text())["status"]
-        pytest.fail(f"no exit 120 s after Ctrl-C (run.json status {status!r}); stderr:\n{stderr.read_text()[-3000:]}")
+        deadline = time.time() + 120
+        record = None
+        while time.time() < deadline:
+            found = list(tmp_path.rglob("run.json"))
+            if found:
+                record = found[0]
+                if json.loads(record.read_text()).get("history"):
+                    break
+            time.sleep(0.5)
+        assert record is not None, "training never started"
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            status = json.loads(record.read_text())["status"]
+            said = stderr.read_text()[-3000:]
+            pytest.fail(f"no exit 120 s after Ctrl-C (run.json status {status!r}); stderr:\n{said}")
+    finally:  # whatever failed above, no 200-epoch run is left training
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     assert proc.returncode != 0
     rec = json.loads(record.read_text())
     assert rec["status"] == "interrupted"
