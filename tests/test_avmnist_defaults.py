@@ -167,6 +167,7 @@ def test_a_data_set_sets_its_own_defaults_and_the_command_line_wins(cfg_factory,
     cfg = cfg_factory("data=avmnist", f"data.data_dir={files['clean']}", "data.val_size=10", tiny=False)
     assert cfg.model.optimizer.lr == own.model.optimizer.lr
     assert list(cfg.encoder.audio.channels) == list(own.encoder.audio.channels)
+    assert list(cfg.model.head.hidden) == [] != list(generic.model.head.hidden)  # a linear head on AV-MNIST
     # nothing unknown reaches the DataModule
     assert set(cfg.data) == set(OmegaConf.load(CONF / "data" / "avmnist.yaml"))
     instantiate(cfg.data)
