@@ -37,7 +37,9 @@ mean); the two sides alternate run by run, so drift of the machine's speed
 hits both alike. Each gap (concat - baseline, fusion - concat) is also printed paired
 over the seeds with its 95% CI: with 3 seeds a 1-point verdict is close to the noise.
 Targets: mmfuse concat accuracy >= baseline accuracy; mmfuse concat s/epoch
-<= 0.7x the baseline's; lowrank and tensor within 1 point of concat.
+<= 0.7x the baseline's; lowrank and tensor within 1 point of concat, read as no more than 1 point
+below it (the target guards the richer fusions against defaults that suit concat alone; one that beats
+concat by more is not a failure, and its paired gap says how sure).
 
     python benchmarks/bench_avmnist.py [--epochs 10] [--seeds 3] [--first-seed 0] [--variants clean,hard]
         [--train-size 2000] [--val-size 500] [--test-size 2000] [--threads 2] [--fusions concat,lowrank,tensor]
@@ -71,7 +73,7 @@ from mmfuse.reporting.stats import ci95  # noqa: E402
 
 FUSIONS = ("concat", "lowrank", "tensor")
 SPEED_TARGET = 0.7  # mmfuse concat s/epoch <= this x the baseline's
-FUSION_SPREAD = 0.01  # lowrank and tensor within this of concat's accuracy
+FUSION_SPREAD = 0.01  # lowrank and tensor no more than this below concat's accuracy
 
 
 # --- the baseline: MultiBench's LeNet pair, plain PyTorch -------------------------------------------
@@ -283,8 +285,8 @@ def main(argv: list[str] | None = None) -> int:
             ]
             checks += [
                 (
-                    abs(mean[f] - mean["concat"]) <= FUSION_SPREAD,
-                    f"{f} accuracy {mean[f]:.4f} within {FUSION_SPREAD:.2f} of concat {mean['concat']:.4f} "
+                    mean[f] - mean["concat"] >= -FUSION_SPREAD,
+                    f"{f} accuracy {mean[f]:.4f} at most {FUSION_SPREAD:.2f} below concat {mean['concat']:.4f} "
                     f"({mean[f] - mean['concat']:+.4f})",
                 )
                 for f in fusions[1:]
