@@ -24,7 +24,9 @@ teardown, see mmfuse/cli/process.py) and for `mmfuse.cli.main` called from a
 plain script (the interpreter's usual exit). Figures are medians; runs of the
 two logger settings alternate so that load from elsewhere falls on both.
 Targets: --help and --cfg job under 1.5 s; launch to first step <= 5 s with
-W&B offline, <= 2.5 s with logger=csv (warm file cache, 2 cores).
+W&B offline, <= 2.5 s with logger=csv (warm file cache, 2 cores). The last line
+measures what no Lightning run can skip: importing torch and torch._dynamo
+(which Lightning 2.6 imports unconditionally, see import_floor).
 
     python benchmarks/bench_startup.py [--repeats 5] [--runs 3]
 """
@@ -77,6 +79,19 @@ def start_up(folder: Path, logger: str, entry: list[str] = ("-m", "mmfuse")) -> 
     return out
 
 
+def import_floor() -> tuple[float, float]:
+    """Seconds to import torch, then torch._dynamo, in a fresh interpreter: what any Lightning run imports first.
+
+    Lightning 2.6 imports torch._dynamo whatever the run uses (lightning_fabric/__init__.py imports
+    lightning_fabric.wrappers, which imports torch._dynamo.OptimizedModule); torch itself no longer does.
+    """
+    code = ("import time; t = time.perf_counter(); import torch; u = time.perf_counter(); import torch._dynamo; "
+            "print(u - t, time.perf_counter() - u)")
+    done = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, check=True)
+    torch_s, dynamo_s = map(float, done.stdout.split())
+    return torch_s, dynamo_s
+
+
 def phase_table(label: str, runs: list[dict[str, float]], target: float) -> list[str]:
     total = statistics.median(r["total"] for r in runs)
     lines = [f"launch to first train step, {label}: median of {len(runs)} runs",
@@ -127,6 +142,12 @@ def main() -> int:
     for label, (_, target) in LOGGERS.items():
         print()
         print("\n".join(phase_table(label, runs[label], target)))
+    floors = [import_floor() for _ in range(args.runs)]
+    torch_s, dynamo_s = (statistics.median(f[i] for f in floors) for i in (0, 1))
+    print(
+        f"\nimport floor of any Lightning run (fresh interpreter, median of {args.runs}): torch {torch_s:.2f} s + "
+        f"torch._dynamo {dynamo_s:.2f} s = {torch_s + dynamo_s:.2f} s, before the config, the data or the model"
+    )
     return 0
 
 
