@@ -89,10 +89,10 @@ class TensorFusion(Fusion):
     def forward(self, feats: dict[str, torch.Tensor], present: torch.Tensor, tokens=None) -> torch.Tensor:
         z, unimodal = None, []
         for i, m in enumerate(self.modalities):
-            if self.project is not None:
-                unimodal.append(zero_absent(feats[m], present[:, i]))
-                h = with_constant_one(self.project[m](feats[m]), present[:, i])
-            else:
-                h = with_constant_one(feats[m], present[:, i])
+            x = feats[m]
+            if self.project is not None:  # the embedding joins at full width; its projection enters the product
+                unimodal.append(zero_absent(x, present[:, i]))
+                x = self.project[m](x)
+            h = with_constant_one(x, present[:, i])
             z = h if z is None else (z.unsqueeze(-1) * h.unsqueeze(1)).flatten(1)
         return torch.cat([*unimodal, z * self.gates.by_order()[self.orders]], dim=-1)
